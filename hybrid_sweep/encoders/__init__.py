@@ -45,8 +45,9 @@ def build_encoder(cfg, texts: list[str] | None = None, work_dir: Path | None = N
             raise ConfigError("encoder.kind", "the tiny encoder needs texts to build its vocabulary")
         folder = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="hybrid_sweep_tiny_"))
         t = cfg.tiny
+        prefixes = [cfg.get("query_prefix") or "", cfg.get("passage_prefix") or ""]
         model = build_tiny_model(
-            texts, folder, hidden=t.hidden, layers=t.layers, heads=t.heads, intermediate=t.intermediate,
+            list(texts) + prefixes, folder, hidden=t.hidden, layers=t.layers, heads=t.heads, intermediate=t.intermediate,
             vocab_size=t.vocab_size, max_length=cfg.max_length, pooling=cfg.pooling, seed=t.seed,
         ).to(device)
     else:

@@ -1,0 +1,79 @@
+"""Zero-shot evaluation of an encoder on one benchmark (Hydra app).
+
+    python -m hybrid_sweep.evaluate encoder=<preset> eval=<synthetic|xquad_r|mlqa_r> output_dir=<dir>
+
+Writes into ``output_dir``: runs/ and qrels/ (TREC), per_query.parquet, metrics.csv, config.yaml (the
+resolved config) and, last, metrics.parquet: its presence means the evaluation finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from hybrid_sweep.cli import quiet_libraries, user_errors
+from hybrid_sweep.data.loading import load_eval_benchmark
+from hybrid_sweep.errors import ConfigError
+
+if TYPE_CHECKING:  # torch / sentence-transformers load lazily so config errors surface fast
+    import pandas as pd
+
+    from hybrid_sweep.encoders import Encoder
+    from hybrid_sweep.evaluation.evaluator import EvalOutput
+
+log = logging.getLogger(__name__)
+SUMMARY_METRICS = ["map", "mrr", "recall@10", "ndcg@10", "rank_distance", "same_lang@10"]
+
+
+def run_evaluation(cfg: DictConfig, output_dir: Path | None = None, encoder: Encoder | None = None) -> EvalOutput:
+    """Load the benchmark, build the encoder (unless given), evaluate, and write results."""
+    bench = load_eval_benchmark(cfg.eval, cfg.paths, cfg.get("synthetic"))  # validates before heavy imports
+    from hybrid_sweep.encoders import build_encoder
+    from hybrid_sweep.evaluation.evaluator import candidate_texts, evaluate_encoder
+    from hybrid_sweep.io import write_csv, write_parquet, write_text
+
+    log.info("%s: %d languages, %d queries, %d candidates", bench.name, len(bench.langs),
+             len(bench.all_questions()), len(bench.all_candidates()))
+    if encoder is None:
+        with tempfile.TemporaryDirectory(prefix="hybrid_sweep_encoder_") as tmp:
+            texts = [q.text for q in bench.all_questions()] + candidate_texts(bench, cfg.eval.candidate_text)
+            encoder = build_encoder(cfg.encoder, texts, Path(tmp))
+    out = evaluate_encoder(
+        bench, encoder, candidate_text=cfg.eval.candidate_text, settings=tuple(cfg.eval.settings),
+        run_depth=cfg.eval.run_depth, output_dir=output_dir, write_runs=tuple(cfg.eval.write_runs or ()),
+        tag=encoder.name, block=cfg.eval.block_size,
+    )
+    if output_dir is not None:
+        write_parquet(output_dir / "per_query.parquet", out.per_query)
+        write_csv(output_dir / "metrics.csv", out.metrics)
+        write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        write_parquet(output_dir / "metrics.parquet", out.metrics)  # written last: marks completion
+    return out
+
+
+def summary_table(metrics: pd.DataFrame) -> str:
+    avg = metrics[(metrics.query_lang == "avg") & metrics.metric.isin(SUMMARY_METRICS)]
+    table = avg.pivot_table(index=["benchmark", "setting"], columns="metric", values="value", sort=False)
+    return table[[m for m in SUMMARY_METRICS if m in table.columns]].round(4).to_string()
+
+
+@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
+@user_errors
+def main(cfg: DictConfig) -> None:
+    quiet_libraries()
+    output_dir = Path(cfg.output_dir)
+    if (output_dir / "metrics.parquet").exists() and not cfg.overwrite:
+        raise ConfigError("output_dir", f"{output_dir} already holds results; pass overwrite=true or another output_dir")
+    out = run_evaluation(cfg, output_dir)
+    print(summary_table(out.metrics))
+    print(f"results: {output_dir.resolve()}")
+
+
+if __name__ == "__main__":
+    main()
