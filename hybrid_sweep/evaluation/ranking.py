@@ -23,24 +23,39 @@ def tie_order(doc_ids: list[str]) -> np.ndarray:
 def relevant_ranks(scores: torch.Tensor, rel_cols: torch.Tensor) -> torch.Tensor:
     """1-based ranks of relevant columns under the tie rule.
 
-    scores:   (n, m) scores with columns in tie order.
+    scores:   (n, m) finite scores with columns in tie order.
     rel_cols: (n, r) column indices of relevant documents, -1 for padding.
     Returns (n, r) int64 ranks, with a large sentinel where ``rel_cols`` is -1.
+
+    One pass over the scores: with the relevant scores sorted per row as thresholds ``a``,
+    ``#{x > s} = #{x : searchsorted_left(a, x) >= R(s)}`` where ``R(s) = searchsorted_right(a, s)``, and
+    the same with ``searchsorted_right`` counts ``x >= s``. Exact ties (rare outside tests) are resolved
+    by column position for the affected rows only.
     """
     n, m = scores.shape
-    ranks = torch.full(rel_cols.shape, torch.iinfo(torch.int64).max, dtype=torch.int64)
-    cols = torch.arange(m)
-    for j in range(rel_cols.shape[1]):
-        valid = rel_cols[:, j] >= 0
-        if not valid.any():
-            continue
-        c = rel_cols[valid, j]
-        sub = scores[valid]
-        s = sub.gather(1, c[:, None])
-        higher = (sub > s).sum(1)
-        ties_before = ((sub == s) & (cols[None, :] < c[:, None])).sum(1)
-        ranks[valid, j] = higher + ties_before + 1
-    return ranks
+    r = rel_cols.shape[1]
+    valid = rel_cols >= 0
+    rel_scores = scores.gather(1, rel_cols.clamp(min=0))
+    thresholds = torch.where(valid, rel_scores, torch.full_like(rel_scores, float("inf"))).sort(dim=1).values
+    cut = torch.searchsorted(thresholds, rel_scores, right=True)  # R(s) per relevant doc, in 1..r
+
+    def count_at_least(right: bool) -> torch.Tensor:
+        idx = torch.searchsorted(thresholds, scores, right=right)
+        hist = torch.zeros(n, r + 1, dtype=torch.float64).scatter_add_(1, idx, torch.ones(1, 1, dtype=torch.float64).expand_as(idx))
+        suffix = hist.flip(1).cumsum(1).flip(1)  # suffix[k] = #{x : idx(x) >= k}
+        return suffix.gather(1, cut).long()
+
+    higher = count_at_least(right=False)
+    n_equal = count_at_least(right=True) - higher  # includes the document itself
+    ties_before = torch.zeros_like(higher)
+    rows, js = torch.nonzero((n_equal > 1) & valid, as_tuple=True)
+    if rows.numel():
+        cols = torch.arange(m)
+        for i, j in zip(rows.tolist(), js.tolist()):
+            row = scores[i]
+            ties_before[i, j] = ((row == rel_scores[i, j]) & (cols < rel_cols[i, j])).sum()
+    ranks = higher + ties_before + 1
+    return torch.where(valid, ranks, torch.full_like(ranks, torch.iinfo(torch.int64).max))
 
 
 def topk_tie_rule(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
