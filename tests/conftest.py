@@ -40,3 +40,12 @@ def make_lareqa_doc(paragraphs: list[list[str]], questions: list[tuple[int, int,
         data.append({"title": f"a{p}", "paragraphs": [
             {"context": " ".join(sents), "sentences": sents, "sentence_breaks": breaks, "qas": qas}]})
     return {"version": "test", "data": data}
+
+
+def compose(*overrides: str, config_name: str = "evaluate"):
+    """Compose a config from conf/ as the CLI would."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides))

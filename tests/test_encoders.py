@@ -1,20 +1,17 @@
 """The tiny encoder behind the common Encoder interface."""
 
 import torch
-from omegaconf import OmegaConf
 from sentence_transformers import SentenceTransformer
 
 from hybrid_sweep.encoders import build_encoder
 from hybrid_sweep.encoders.tiny import build_tokenizer
-from tests.conftest import ROOT
+from tests.conftest import compose
 
 TEXTS = ["der Hund bellt laut", "the dog barks loudly", "собака лает", "the cat sleeps", "a dog and a cat"]
 
 
-def _tiny(tmp_path, **over):
-    cfg = OmegaConf.load(ROOT / "conf" / "encoder" / "tiny.yaml")
-    cfg.device, cfg.progress = "cpu", False
-    cfg.merge_with(over)
+def _tiny(tmp_path, *overrides):
+    cfg = compose("encoder=tiny", "encoder.device=cpu", "encoder.progress=false", *overrides).encoder
     return build_encoder(cfg, TEXTS * 3, tmp_path / "tiny")
 
 
@@ -28,7 +25,7 @@ def test_tokenizer_is_deterministic_and_frequency_ordered():
 
 
 def test_embeddings_normalised_in_input_order_and_deduplicated(tmp_path):
-    enc = _tiny(tmp_path, batch_size=2)
+    enc = _tiny(tmp_path, "encoder.batch_size=2")
     texts = TEXTS + [TEXTS[0]]
     emb = enc.encode(texts, "query")
     assert emb.shape == (len(texts), 64)
@@ -42,9 +39,10 @@ def test_embeddings_normalised_in_input_order_and_deduplicated(tmp_path):
 def test_same_seed_same_weights_and_saved_folder_reloads(tmp_path):
     a, b = _tiny(tmp_path / "a"), _tiny(tmp_path / "b")
     torch.testing.assert_close(a.encode(TEXTS, "query"), b.encode(TEXTS, "query"))
-    a.model.save(str(tmp_path / "st"))
-    assert isinstance(SentenceTransformer(str(tmp_path / "st")), SentenceTransformer)
-    cfg = OmegaConf.load(ROOT / "conf" / "encoder" / "tiny.yaml")
-    cfg.merge_with({"path": str(tmp_path / "st"), "device": "cpu", "progress": False})
+    a.save(tmp_path / "st")
+    assert SentenceTransformer(str(tmp_path / "st")).prompts["query"] == "query: "
+    cfg = compose(f"encoder.path={tmp_path / 'st'}", "encoder.device=cpu", "encoder.progress=false",
+                  "encoder.query_prefix=null", "encoder.passage_prefix=null").encoder
     reloaded = build_encoder(cfg)
+    assert reloaded.prefixes == {"query": "query: ", "passage": "passage: "}  # from the saved prompts
     torch.testing.assert_close(reloaded.encode(TEXTS, "query"), a.encode(TEXTS, "query"))

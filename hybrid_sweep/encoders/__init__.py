@@ -1,19 +1,29 @@
-"""Encoders: build one from its config (``conf/encoder/*.yaml``)."""
+"""Encoders: build one from its config (``conf/encoder/*.yaml``).
+
+Kinds:
+  pretrained    ``path`` is a hub id or a local folder. A sentence-transformers folder (modules.json) or a
+                preset with ``format: sentence_transformers`` loads as shipped (LaBSE keeps its dense head);
+                a plain transformers model gets ``pooling`` + L2 normalisation.
+  tiny          a random-initialised small BERT with a vocabulary built from the given texts (tests, demo).
+  me5_small_q4  multilingual-e5-small dequantised from the offline PyPI wheels, cached once.
+"""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
+import platformdirs
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
 from hybrid_sweep.encoders.encoder import Encoder
-from hybrid_sweep.encoders.tiny import build_tiny_model
 from hybrid_sweep.errors import ConfigError
 
-__all__ = ["Encoder", "build_encoder", "resolve_device"]
+__all__ = ["Encoder", "build_encoder", "resolve_device", "model_cache_dir"]
+KINDS = ("pretrained", "tiny", "me5_small_q4")
 
 
 def resolve_device(device: str | None) -> str:
@@ -22,39 +32,75 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-def _load_path(path: str, pooling: str, max_length: int | None, device: str) -> SentenceTransformer:
+def model_cache_dir(configured: str | None = None) -> Path:
+    return Path(configured).expanduser() if configured else Path(platformdirs.user_cache_dir("hybrid_sweep")) / "models"
+
+
+def _plain_transformer(name: str, pooling: str, max_length: int | None, device: str) -> SentenceTransformer:
+    tr = Transformer(name, max_seq_length=max_length)
+    return SentenceTransformer(modules=[tr, Pooling(tr.get_embedding_dimension(), pooling), Normalize()], device=device)
+
+
+def load_pretrained(path: str, fmt: str, pooling: str, max_length: int | None, device: str) -> SentenceTransformer:
     local = Path(path).expanduser()
-    if (local / "modules.json").exists():
-        return SentenceTransformer(str(local), device=device)
-    if (local / "config.json").exists():
-        tr = Transformer(str(local), max_seq_length=max_length)
-        return SentenceTransformer(modules=[tr, Pooling(tr.get_embedding_dimension(), pooling), Normalize()], device=device)
-    if local.exists() or path.startswith((".", "/", "~")):
-        raise ConfigError("encoder.path", f"no model at {local} (expected modules.json or config.json)")
-    return SentenceTransformer(path, device=device)  # a hub id; honours HF_HUB_OFFLINE and local caches
+    try:
+        if (local / "modules.json").exists():
+            return SentenceTransformer(str(local), device=device)
+        if (local / "config.json").exists():
+            return _plain_transformer(str(local), pooling, max_length, device)
+        if local.exists() or path.startswith((".", "/", "~")):
+            raise ConfigError("encoder.path", f"no model at {local} (expected modules.json or config.json)")
+        if fmt == "sentence_transformers":
+            return SentenceTransformer(path, device=device)
+        return _plain_transformer(path, pooling, max_length, device)
+    except OSError as err:  # hub id not cached and no network, or HF_HUB_OFFLINE=1
+        offline = " (HF_HUB_OFFLINE=1)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+        raise ConfigError("encoder.path", f"cannot load {path!r}{offline}: not in the local cache and not "
+                                          f"downloadable; pre-download it or pass a local folder ({type(err).__name__})") from None
 
 
-def build_encoder(cfg, texts: list[str] | None = None, work_dir: Path | None = None) -> Encoder:
-    """``cfg`` is the ``encoder`` config node. ``texts`` feed the tiny model's tokenizer."""
-    device = resolve_device(cfg.get("device"))
+def _model(cfg, texts, work_dir, device) -> SentenceTransformer:
     kind = cfg.get("kind", "pretrained")
+    if kind not in KINDS:
+        raise ConfigError("encoder.kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
     if cfg.get("path"):
-        model = _load_path(str(cfg.path), cfg.get("pooling", "mean"), cfg.get("max_length"), device)
-    elif kind == "tiny":
+        return load_pretrained(str(cfg.path), cfg.get("format", "auto"), cfg.get("pooling", "mean"),
+                               cfg.get("max_length"), device)
+    if kind == "tiny":
+        from hybrid_sweep.encoders.tiny import build_tiny_model
+
         if not texts:
             raise ConfigError("encoder.kind", "the tiny encoder needs texts to build its vocabulary")
         folder = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="hybrid_sweep_tiny_"))
         t = cfg.tiny
         prefixes = [cfg.get("query_prefix") or "", cfg.get("passage_prefix") or ""]
-        model = build_tiny_model(
-            list(texts) + prefixes, folder, hidden=t.hidden, layers=t.layers, heads=t.heads, intermediate=t.intermediate,
-            vocab_size=t.vocab_size, max_length=cfg.max_length, pooling=cfg.pooling, seed=t.seed,
+        return build_tiny_model(
+            list(texts) + prefixes, folder, hidden=t.hidden, layers=t.layers, heads=t.heads,
+            intermediate=t.intermediate, vocab_size=t.vocab_size, max_length=cfg.max_length, pooling=cfg.pooling,
+            seed=t.seed,
         ).to(device)
-    else:
-        raise ConfigError("encoder.path", f"encoder {cfg.get('name')!r} (kind {kind!r}) needs a path or hub id")
+    if kind == "me5_small_q4":
+        from hybrid_sweep.encoders.e5_q4 import me5_small_q4_folder
+
+        folder = me5_small_q4_folder(model_cache_dir(cfg.get("cache_dir")), cfg.get("layers"))
+        return SentenceTransformer(str(folder), device=device)
+    raise ConfigError("encoder.path", f"encoder {cfg.get('name')!r} needs a path or hub id")
+
+
+def build_encoder(cfg, texts: list[str] | None = None, work_dir: Path | None = None) -> Encoder:
+    """``cfg`` is the ``encoder`` config node; ``texts`` feed the tiny model's vocabulary.
+
+    Prefixes: the config's ``query_prefix`` / ``passage_prefix``; where those are null, the model's own
+    saved prompts (``query`` / ``document``), else none.
+    """
+    device = resolve_device(cfg.get("device"))
+    model = _model(cfg, texts, work_dir, device)
+    prompts = model.prompts or {}
+    qp, pp = cfg.get("query_prefix"), cfg.get("passage_prefix")
     return Encoder(
-        model, name=cfg.get("name", "encoder"), query_prefix=cfg.get("query_prefix", ""),
-        passage_prefix=cfg.get("passage_prefix", ""), max_length=cfg.get("max_length"),
-        batch_size=cfg.get("batch_size", 64), normalize=cfg.get("normalize", True),
+        model, name=cfg.get("name", "encoder"),
+        query_prefix=prompts.get("query", "") if qp is None else qp,
+        passage_prefix=prompts.get("document", prompts.get("passage", "")) if pp is None else pp,
+        max_length=cfg.get("max_length"), batch_size=cfg.get("batch_size", 64), normalize=cfg.get("normalize", True),
         show_progress=cfg.get("progress", True),
     )

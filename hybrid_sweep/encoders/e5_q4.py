@@ -72,6 +72,14 @@ def dequantize_q4_0(raw: np.ndarray, n: int) -> np.ndarray:
     return (q * scale).reshape(-1)[:n]
 
 
+def _shape(name: str, hidden: int, ffn: int) -> tuple[int, ...]:
+    """Linear weights are [out, in] like ``torch.nn.Linear.weight``; everything else is a vector."""
+    _, module, kind = name.split(".")
+    if kind == "w" and module in ("q", "k", "v", "ao", "fi", "fo"):
+        return (ffn if module == "fi" else hidden, -1)
+    return (-1,)
+
+
 def read_q4_model(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """Parse the weight file: (hyper-parameters, {name: float32 array}) with the file's tensor names."""
     data = Path(path).read_bytes()
@@ -96,11 +104,11 @@ def read_q4_model(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         name = r.data[r.pos + 2 : r.pos + 2 + r.take("<H")].decode()
         r.skip(len(name))
         dtype, n, offset, nbytes = r.take("<B"), r.take("<I"), r.take("<Q"), r.take("<Q")
+        if offset + nbytes > len(data):
+            raise DataError(path, f"truncated model file (tensor {name!r})")
         raw = np.frombuffer(data, dtype=np.uint8, count=nbytes, offset=offset)
         values = raw.view(np.float32)[:n].copy() if dtype == 0 else dequantize_q4_0(raw, n)
-        shape = shapes.get(name) or ((FF if name.endswith(("fi.w",)) else H, -1) if name.endswith(".w") and
-                                     name.split(".")[1] in ("q", "k", "v", "ao", "fi", "fo") else (-1,))
-        tensors[name] = values.reshape(shape)
+        tensors[name] = values.reshape(shapes.get(name) or _shape(name, H, FF))
     return hp, tensors
 
 

@@ -44,6 +44,11 @@ class Encoder:
     def device(self) -> torch.device:
         return self.model.device
 
+    def save(self, folder) -> None:
+        """Save as a sentence-transformers folder (safetensors) with the prefixes recorded as prompts."""
+        self.model.prompts = {"query": self.prefixes["query"], "document": self.prefixes["passage"]}
+        self.model.save(str(folder), safe_serialization=True)
+
     def features(self, texts: list[str], kind: Kind) -> dict:
         """Tokenised, prefixed inputs on the model's device (also used by the trainer)."""
         feats = self.model.preprocess([self.prefixes[kind] + t for t in texts])
@@ -81,3 +86,4 @@ class Encoder:
             raise HybridSweepError(f"encoder {self.name}: produced non-finite embeddings (NaN/inf weights?)")
         position = {t: i for i, t in enumerate(unique)}
         return out[torch.tensor([position[t] for t in texts], dtype=torch.long)]
+
