@@ -1,0 +1,53 @@
+"""Encode throughput: our Encoder.encode vs SentenceTransformer.encode, same model, texts and batch size.
+
+Model: me5_small_q4 (12 layers, CPU). Texts: XQuAD-R questions and candidate sentences from four
+languages (the first N of each). Each side runs once after a short warm-up; order alternates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from benchmarks.common import machine, xquad_r
+from hybrid_sweep.cli import quiet_libraries
+from hybrid_sweep.encoders import build_encoder
+from tests.conftest import compose
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--questions", type=int, default=150, help="questions per language")
+    ap.add_argument("--sentences", type=int, default=75, help="sentences per language")
+    ap.add_argument("--batch-size", type=int, default=32)
+    args = ap.parse_args()
+    quiet_libraries()
+    bench = xquad_r()
+    langs = ["en", "de", "zh", "ar"]
+    sets = {
+        "questions": ([q.text for lang in langs for q in bench.languages[lang].questions[: args.questions]], "query"),
+        "sentences": ([c.text for lang in langs for c in bench.languages[lang].candidates[: args.sentences]], "passage"),
+    }
+    cfg = compose("encoder=me5_small_q4", "encoder.device=cpu", "encoder.progress=false",
+                  f"encoder.batch_size={args.batch_size}").encoder
+    enc = build_encoder(cfg)
+    enc.encode(sets["questions"][0][:32], "query")
+    print(f"machine: {machine()}; batch size {args.batch_size}; max length {cfg.max_length}")
+    for name, (texts, kind) in sets.items():
+        prefix = enc.prefixes[kind]
+        t0 = time.perf_counter()
+        ours = enc.encode(texts, kind)
+        t1 = time.perf_counter()
+        theirs = enc.model.encode([prefix + t for t in texts], batch_size=args.batch_size, convert_to_tensor=True,
+                                  normalize_embeddings=True, show_progress_bar=False)
+        t2 = time.perf_counter()
+        cos = torch.nn.functional.cosine_similarity(ours, theirs.cpu()).min().item()
+        print(f"{name}: {len(texts)} texts | ours {len(texts) / (t1 - t0):.1f}/s | "
+              f"SentenceTransformer.encode {len(texts) / (t2 - t1):.1f}/s | ratio {(t2 - t1) / (t1 - t0):.2f}x | "
+              f"min cosine {cos:.6f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Training data: one model for every source.
+
+A ``TrainCorpus`` is a list of parallel groups: a group id mapped to, per language, an ``Example`` (query,
+positive passage, hard negatives). A cross-lingual example pairs the query of language X with the
+positive and negatives of language Y from the same group. An example may lack its query or its positive
+(SWIM-IR cross-lingual: a query in X, its passage only in English); it then serves only the pairs it can.
+Non-parallel sources (English-only sets) are corpora with ``parallel=False``: only monolingual batches.
+
+User data (JSONL or parquet), one row per (group, language):
+    {"group": "g1", "lang": "de", "query": "...", "positive": "...", "negatives": ["...", "..."]}
+``negatives`` is optional; ``query`` or ``positive`` may be null (see above). Rows sharing ``group`` are
+translations of one item.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hybrid_sweep.data.benchmark import Benchmark
+from hybrid_sweep.data.lareqa import check_lang_code
+from hybrid_sweep.errors import ConfigError, DataError
+
+REQUIRED_COLUMNS = ("group", "lang", "query", "positive")
+
+
+@dataclass(frozen=True)
+class Example:
+    query: str | None
+    positive: str | None
+    negatives: tuple[str, ...] = ()
+
+
+@dataclass
+class TrainGroup:
+    group: str
+    items: dict[str, Example]
+
+
+@dataclass
+class TrainCorpus:
+    name: str
+    groups: list[TrainGroup]
+    parallel: bool = True
+    _queries: dict[str, set[int]] = field(init=False, repr=False)
+    _positives: dict[str, set[int]] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._queries, self._positives = {}, {}
+        for i, g in enumerate(self.groups):
+            for lang, ex in g.items.items():
+                if ex.query:
+                    self._queries.setdefault(lang, set()).add(i)
+                if ex.positive:
+                    self._positives.setdefault(lang, set()).add(i)
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(set(self._queries) | set(self._positives))
+
+    def groups_for(self, query_lang: str, passage_lang: str) -> list[int]:
+        """Sorted indices of the groups with a query in ``query_lang`` and a positive in ``passage_lang``."""
+        return sorted(self._queries.get(query_lang, set()) & self._positives.get(passage_lang, set()))
+
+    def restrict(self, languages: list[str], budgets: dict[str, int] | None = None) -> TrainCorpus:
+        """Keep ``languages``; ``budgets`` caps the groups per language (the first N in group order)."""
+        budgets = budgets or {}
+        kept_count: dict[str, int] = {}
+        groups = []
+        for g in self.groups:
+            items = {}
+            for lang, ex in g.items.items():
+                if lang in languages and kept_count.get(lang, 0) < budgets.get(lang, float("inf")):
+                    items[lang] = ex
+                    kept_count[lang] = kept_count.get(lang, 0) + 1
+            if items:
+                groups.append(TrainGroup(g.group, items))
+        return TrainCorpus(self.name, groups, self.parallel)
+
+    def texts(self) -> list[str]:
+        return [t for g in self.groups for ex in g.items.values() for t in (ex.query, ex.positive, *ex.negatives) if t]
+
+
+def corpus_from_benchmark(bench: Benchmark, with_context: bool = False, max_negatives: int = 3) -> TrainCorpus:
+    """LAReQA-format data as training data: question -> answer sentence; the paragraph's other sentences
+    are natural hard negatives (at most ``max_negatives``, in sentence order)."""
+    groups: dict[str, dict[str, Example]] = {}
+    for lang, data in bench.languages.items():
+        by_para: dict[str, list[int]] = {}
+        for i, c in enumerate(data.candidates):
+            by_para.setdefault(c.cid.rsplit(":", 1)[0], []).append(i)
+        for q in data.questions:
+            ans = data.candidates[q.answer]
+
+            def text(c):
+                return f"{c.text}\n{c.context}" if with_context else c.text
+
+            siblings = [data.candidates[i] for i in by_para[ans.cid.rsplit(":", 1)[0]] if i != q.answer]
+            groups.setdefault(q.group, {})[lang] = Example(q.text, text(ans), tuple(text(c) for c in siblings[:max_negatives]))
+    return TrainCorpus(bench.name, [TrainGroup(g, items) for g, items in groups.items()])
+
+
+def corpus_from_rows(rows, name: str, source: str, parallel: bool = True) -> TrainCorpus:
+    """Build a corpus from dict rows in the documented schema (see module docstring)."""
+    groups: dict[str, dict[str, Example]] = {}
+    for n, row in enumerate(rows):
+        missing = [c for c in REQUIRED_COLUMNS if c not in row or (c in ("group", "lang") and not row[c])]
+        if missing:
+            raise DataError(source, f"row {n}: missing field '{missing[0]}'")
+        lang = check_lang_code(str(row["lang"]), f"{source} row {n}")
+        negs = row.get("negatives")
+        negs = () if negs is None else tuple(str(x) for x in negs)
+        group = str(row["group"])
+        if lang in groups.get(group, {}):
+            raise DataError(source, f"row {n}: group {group!r} has two rows for language {lang!r}")
+        query, positive = row["query"] or None, row["positive"] or None
+        if query is None and positive is None:
+            raise DataError(source, f"row {n}: both 'query' and 'positive' are empty")
+        groups.setdefault(group, {})[lang] = Example(query and str(query), positive and str(positive), negs)
+    if not groups:
+        raise DataError(source, "no training rows")
+    return TrainCorpus(name, [TrainGroup(g, items) for g, items in groups.items()], parallel)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a JSONL or parquet file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found")
+    if path.suffix == ".parquet":
+        import pandas as pd
+
+        return pd.read_parquet(path).to_dict("records")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise DataError(path, f"line {n + 1}: malformed JSON ({err.msg})") from None
+    return rows
+
+
+def check_languages(corpus: TrainCorpus, languages: list[str], key: str = "data.languages") -> None:
+    if not languages:
+        raise ConfigError(key, "empty training-language set")
+    missing = [lang for lang in languages if lang not in corpus.languages]
+    if missing:
+        raise ConfigError(key, f"{corpus.name} has no language {missing[0]!r}; available: {', '.join(corpus.languages)}")

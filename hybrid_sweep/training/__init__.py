@@ -1,0 +1,1 @@
+"""Hybrid-batch contrastive training: loss, GradCache, distributed helpers and the recipe."""

@@ -1,0 +1,67 @@
+"""GradCache (Gao et al., 2021): contrastive loss over a large batch with the memory of a small one.
+
+1. Embed queries, positives and negatives in chunks without a graph, remembering each chunk's RNG state.
+2. Compute the loss on the detached embeddings and backpropagate to the embeddings only.
+3. Re-embed each chunk with a graph (same RNG state, so the same dropout masks) and backpropagate the
+   cached embedding gradients into the encoder.
+
+The result equals the plain loss and its parameter gradients (tested in tests/test_loss.py).
+Written here rather than taken from sentence-transformers' cached losses so that it shares the encoder's
+prefixing, the loss variants of ``loss.info_nce`` and the cross-device gather.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+Embed = Callable[[list[str], str], torch.Tensor]
+
+
+class _RngState:
+    def __init__(self, device: torch.device):
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        self.device = device
+
+    def restore(self):
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state(self.cuda, self.device)
+
+
+def _chunks(texts: list[str], size: int) -> list[list[str]]:
+    return [texts[i : i + size] for i in range(0, len(texts), size)]
+
+
+def plain_step(embed: Embed, queries, positives, negatives, loss_fn) -> torch.Tensor:
+    q, p = embed(queries, "query"), embed(positives, "passage")
+    n = embed(negatives, "passage") if negatives else None
+    loss = loss_fn(q, p, n)
+    loss.backward()
+    return loss.detach()
+
+
+def grad_cache_step(embed: Embed, queries, positives, negatives, loss_fn, chunk_size: int,
+                    device: torch.device) -> torch.Tensor:
+    groups = [(queries, "query"), (positives, "passage")] + ([(negatives, "passage")] if negatives else [])
+    cached, states = [], []
+    with torch.no_grad():
+        for texts, kind in groups:
+            parts, rngs = [], []
+            for chunk in _chunks(texts, chunk_size):
+                rngs.append(_RngState(device))
+                parts.append(embed(chunk, kind))
+            cached.append(torch.cat(parts).detach().requires_grad_())
+            states.append(rngs)
+    loss = loss_fn(*cached, *([None] if not negatives else []))
+    loss.backward()
+    end_state = _RngState(device)
+    for (texts, kind), emb, rngs in zip(groups, cached, states):
+        for i, (chunk, rng) in enumerate(zip(_chunks(texts, chunk_size), rngs)):
+            rng.restore()
+            out = embed(chunk, kind)
+            out.backward(emb.grad[i * chunk_size : i * chunk_size + len(chunk)])
+    end_state.restore()
+    return loss.detach()
