@@ -47,7 +47,10 @@ class Encoder:
     def save(self, folder) -> None:
         """Save as a sentence-transformers folder (safetensors) with the prefixes recorded as prompts."""
         self.model.prompts = {"query": self.prefixes["query"], "document": self.prefixes["passage"]}
-        self.model.save(str(folder), safe_serialization=True)
+        was_training = self.model.training
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            self.model.save(str(folder), safe_serialization=True)  # its model card may switch to eval mode
+        self.model.train(was_training)
 
     def features(self, texts: list[str], kind: Kind) -> dict:
         """Tokenised, prefixed inputs on the model's device (also used by the trainer)."""
