@@ -151,15 +151,16 @@ class HybridBatchSampler:
             keys = [(lang, lang) for lang in (langs[i] for i in rng.integers(len(langs), size=self.batch_size))]
         table = {**pools["cross"], **{(x, x): g for x, g in pools["mono"].items()}}
         used: set[int] = set()
-        items = []
+        drawn = []
         for q_lang, p_lang in keys:
             gi = self._draw_group(rng, table[(q_lang, p_lang)], used)
             if gi is None:  # this key's groups are all taken: fall back to any key of the batch
                 gi, (q_lang, p_lang) = self._draw_any(rng, table, set(keys), used)
             used.add(gi)
-            group = corpus.groups[gi]
-            items.append(BatchItem(group.group, q_lang, p_lang, group.items[q_lang].query,
-                                   group.items[p_lang].positive, self._negatives(rng, corpus, gi, p_lang, used)))
+            drawn.append((gi, q_lang, p_lang))
+        items = [BatchItem(corpus.groups[gi].group, q_lang, p_lang, corpus.groups[gi].items[q_lang].query,
+                           corpus.groups[gi].items[p_lang].positive, self._negatives(rng, corpus, gi, p_lang, used))
+                 for gi, q_lang, p_lang in drawn]
         return Batch(step, mode, requested, corpus.name, items)
 
     @staticmethod
@@ -185,9 +186,18 @@ class HybridBatchSampler:
         if len(negs) >= self.n_negatives:
             return tuple(negs[i] for i in sorted(rng.choice(len(negs), size=self.n_negatives, replace=False)))
         others = self._pools[self.corpora.index(corpus)]["mono"].get(lang) or corpus.groups_for(lang, lang)
-        extra = []
-        while len(negs) + len(extra) < self.n_negatives:
+        need, picked = self.n_negatives - len(negs), []
+        for _ in range(4 * need):  # rejection sampling; large corpora almost never reject
             oi = others[int(rng.integers(len(others)))]
-            if oi != gi and oi not in used:
-                extra.append(corpus.groups[oi].items[lang].positive)
+            if oi not in used and oi not in picked:
+                picked.append(oi)
+                if len(picked) == need:
+                    break
+        if len(picked) < need:
+            free = [oi for oi in others if oi not in used and oi not in picked]
+            if len(free) < need - len(picked):
+                raise ConfigError("sampler.n_negatives", f"not enough groups in {lang!r} outside the batch "
+                                                         f"to fill {self.n_negatives} negatives")
+            picked += [free[i] for i in sorted(rng.choice(len(free), size=need - len(picked), replace=False))]
+        extra = [corpus.groups[oi].items[lang].positive for oi in picked]
         return tuple(negs) + tuple(extra)

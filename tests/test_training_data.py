@@ -1,0 +1,120 @@
+"""Training corpora: LAReQA files, the documented JSONL / parquet schema, and hub loaders on fixtures."""
+
+import json
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from hybrid_sweep.data.hub_sources import load_hub_corpus
+from hybrid_sweep.data.lareqa import load_lareqa
+from hybrid_sweep.data.train_loading import load_training_data, split_holdout
+from hybrid_sweep.data.training import corpus_from_benchmark, corpus_from_rows, read_rows
+from hybrid_sweep.errors import ConfigError, DataError
+from tests.conftest import compose
+
+
+@pytest.mark.real_data
+def test_mlqa_r_as_training_data(data_root):
+    corpus = corpus_from_benchmark(load_lareqa("mlqa_r", data_root / "lareqa" / "mlqa-r"), max_negatives=3)
+    assert len(corpus.groups) == 65 + 263 + 820  # one group per question id
+    assert {len(g.items) for g in corpus.groups} == {2, 3, 4}
+    g = next(g for g in corpus.groups if "de" in g.items and "en" in g.items)
+    assert g.items["de"].query != g.items["en"].query
+    # negatives are other sentences of the answer's paragraph
+    bench = load_lareqa("mlqa_r", data_root / "lareqa" / "mlqa-r", ["en"])
+    q = bench.languages["en"].questions[0]
+    ans = bench.languages["en"].candidates[q.answer]
+    ex = corpus_from_benchmark(bench).groups[0].items["en"]
+    assert ex.positive == ans.text and ans.text in ans.context
+    assert all(n in ans.context and n != ans.text for n in ex.negatives)
+
+
+def test_jsonl_and_parquet_schema(tmp_path):
+    rows = [{"group": "g1", "lang": "en", "query": "q1", "positive": "p1", "negatives": ["n1"]},
+            {"group": "g1", "lang": "de", "query": "fq1", "positive": "fp1"},
+            {"group": "g2", "lang": "en", "query": "q2", "positive": "p2", "negatives": []}]
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    pd.DataFrame(rows).to_parquet(tmp_path / "t.parquet")
+    for name in ("t.jsonl", "t.parquet"):
+        c = corpus_from_rows(read_rows(tmp_path / name), "mine", name)
+        assert c.languages == ["de", "en"]
+        assert c.groups_for("en", "de") == [0] and c.groups_for("en", "en") == [0, 1]
+        assert c.groups[0].items["en"].negatives == ("n1",)
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"lang": "en", "query": "q", "positive": "p"}, "row 0: missing field 'group'"),
+    ({"group": "g", "lang": "english", "query": "q", "positive": "p"}, "unknown language code 'english'"),
+    ({"group": "g", "lang": "en", "query": None, "positive": None}, "both 'query' and 'positive' are empty"),
+])
+def test_bad_rows(tmp_path, row, message):
+    with pytest.raises(DataError, match=message):
+        corpus_from_rows([row], "bad", "bad.jsonl")
+
+
+def test_bad_jsonl_line(tmp_path):
+    (tmp_path / "t.jsonl").write_text('{"group": "g"}\n{oops\n')
+    with pytest.raises(DataError, match="line 2: malformed JSON"):
+        read_rows(tmp_path / "t.jsonl")
+
+
+def test_hub_loaders_on_fixture_files(tmp_path):
+    """SWIM-IR cross-lingual and mMARCO shaped fixtures, through datasets.load_dataset as from the hub."""
+    swim = [{"_id": f"s{i}", "lang": "de", "code": "de", "query": f"dq{i}", "title": "t", "text": f"en passage {i}"}
+            for i in range(5)]
+    (tmp_path / "swim_de.jsonl").write_text("\n".join(json.dumps(r) for r in swim))
+    cfg = OmegaConf.create({"name": "swim", "parallel": True, "passage_lang": "en",
+                            "fields": {"group": "_id", "query": "query", "positive": "text"},
+                            "languages": {"de": {"path": "json", "data_files": str(tmp_path / "swim_de.jsonl"),
+                                                 "split": "train"}}})
+    c = load_hub_corpus(cfg)
+    assert len(c.groups_for("de", "en")) == 5
+    assert c.groups_for("de", "de") == [] and c.groups_for("en", "en") == []  # only the pair the data has
+    for lang, name in (("en", "english"), ("de", "german")):
+        rows = [{"query_id": i, "query": f"{lang} q{i}", "positive": f"{lang} p{i}", "negative": f"{lang} n{i}"}
+                for i in range(4)]
+        pd.DataFrame(rows).to_parquet(tmp_path / f"mmarco_{name}.parquet")
+    cfg = OmegaConf.create({"name": "mmarco", "parallel": True,
+                            "fields": {"group": "query_id", "query": "query", "positive": "positive", "negatives": "negative"},
+                            "languages": {lang: {"path": "parquet", "data_files": str(tmp_path / f"mmarco_{name}.parquet")}
+                                          for lang, name in (("en", "english"), ("de", "german"))}})
+    c = load_hub_corpus(cfg)
+    assert len(c.groups) == 4 and len(c.groups_for("de", "en")) == 4
+    assert c.groups[0].items["de"].negatives == ("de n0",)
+
+
+def test_hub_loader_missing_dataset_is_one_error(tmp_path):
+    cfg = OmegaConf.create({"name": "x", "fields": {"group": "id", "query": "q", "positive": "p"},
+                            "languages": {"de": {"path": "json", "data_files": str(tmp_path / "nope.jsonl")}}})
+    with pytest.raises(DataError, match=r"json \[de\]: cannot load"):
+        load_hub_corpus(cfg)
+
+
+def test_holdout_split_is_stable_and_disjoint(synthetic_cfg):
+    cfg = compose(config_name="train")
+    corpora, dev, langs = load_training_data(cfg)
+    assert dev is not None and corpora and langs == sorted(c["code"] for c in synthetic_cfg["languages"])
+    base = corpora[0]
+    a_train, a_dev = split_holdout(base, 0.1, 0)
+    b_train, b_dev = split_holdout(base, 0.1, 0)
+    assert [g.group for g in a_dev.groups] == [g.group for g in b_dev.groups]
+    assert not {g.group for g in a_dev.groups} & {g.group for g in a_train.groups}
+    assert 0.03 < len(a_dev.groups) / len(base.groups) < 0.2
+
+
+@pytest.mark.parametrize("override, key", [
+    ("data.languages=[]", "data.languages"),
+    ("data.languages=[qla,xx]", "data.languages"),
+    ("+data.budgets.xx=3", "data.budgets"),
+])
+def test_bad_training_data_config(override, key):
+    with pytest.raises(ConfigError, match=f"^{key}:"):
+        load_training_data(compose(override, config_name="train"))
+
+
+@pytest.mark.real_data
+def test_bad_holdout_fraction(data_root):
+    cfg = compose("data=mlqa_r", "data.dev.holdout=1.5", f"paths.data_root={data_root}", config_name="train")
+    with pytest.raises(ConfigError, match="^data.dev.holdout: must be in"):
+        load_training_data(cfg)
