@@ -1,7 +1,7 @@
 """Encode throughput: our Encoder.encode vs SentenceTransformer.encode, same model, texts and batch size.
 
 Model: me5_small_q4 (12 layers, CPU). Texts: XQuAD-R questions and candidate sentences from four
-languages (the first N of each). Each side runs once after a short warm-up; order alternates.
+languages (the first N of each). Two rounds with the order alternated; each side's faster round counts.
 """
 
 from __future__ import annotations
@@ -37,17 +37,19 @@ def main():
     print(f"machine: {machine()}; batch size {args.batch_size}; max length {cfg.max_length}")
     for name, (texts, kind) in sets.items():
         prefix = enc.prefixes[kind]
-        t0 = time.perf_counter()
-        ours = enc.encode(texts, kind)
-        t1 = time.perf_counter()
-        theirs = enc.model.encode([prefix + t for t in texts], batch_size=args.batch_size, convert_to_tensor=True,
-                                  normalize_embeddings=True, show_progress_bar=False)
-        t2 = time.perf_counter()
+        best = {"ours": float("inf"), "st": float("inf")}
+        for round_ in range(2):  # alternate the order; keep each side's best round
+            for side in (("ours", "st") if round_ == 0 else ("st", "ours")):
+                t0 = time.perf_counter()
+                if side == "ours":
+                    ours = enc.encode(texts, kind)
+                else:
+                    theirs = enc.model.encode([prefix + t for t in texts], batch_size=args.batch_size,
+                                              convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False)
+                best[side] = min(best[side], time.perf_counter() - t0)
         cos = torch.nn.functional.cosine_similarity(ours, theirs.cpu()).min().item()
-        print(f"{name}: {len(texts)} texts | ours {len(texts) / (t1 - t0):.1f}/s | "
-              f"SentenceTransformer.encode {len(texts) / (t2 - t1):.1f}/s | ratio {(t2 - t1) / (t1 - t0):.2f}x | "
-              f"min cosine {cos:.6f}")
-
+        print(f"{name}: {len(texts)} texts | ours {len(texts) / best['ours']:.1f}/s | SentenceTransformer.encode "
+              f"{len(texts) / best['st']:.1f}/s | ours/ST throughput {best['st'] / best['ours']:.2f}x | min cosine {cos:.6f}")
 
 if __name__ == "__main__":
     main()

@@ -36,16 +36,18 @@ def _chunks(texts: list[str], size: int) -> list[list[str]]:
 
 
 def plain_step(embed: Embed, queries, positives, negatives, loss_fn) -> torch.Tensor:
-    q, p = embed(queries, "query"), embed(positives, "passage")
-    n = embed(negatives, "passage") if negatives else None
-    loss = loss_fn(q, p, n)
+    """One forward for the queries and one for all passages (positives and negatives share a width)."""
+    q = embed(queries, "query")
+    passages = embed(list(positives) + list(negatives), "passage")
+    p, n = passages[: len(positives)], passages[len(positives):]
+    loss = loss_fn(q, p, n if len(negatives) else None)
     loss.backward()
     return loss.detach()
 
 
 def grad_cache_step(embed: Embed, queries, positives, negatives, loss_fn, chunk_size: int,
                     device: torch.device) -> torch.Tensor:
-    groups = [(queries, "query"), (positives, "passage")] + ([(negatives, "passage")] if negatives else [])
+    groups = [(list(queries), "query"), (list(positives) + list(negatives), "passage")]
     cached, states = [], []
     with torch.no_grad():
         for texts, kind in groups:
@@ -55,7 +57,8 @@ def grad_cache_step(embed: Embed, queries, positives, negatives, loss_fn, chunk_
                 parts.append(embed(chunk, kind))
             cached.append(torch.cat(parts).detach().requires_grad_())
             states.append(rngs)
-    loss = loss_fn(*cached, *([None] if not negatives else []))
+    q, passages = cached
+    loss = loss_fn(q, passages[: len(positives)], passages[len(positives):] if len(negatives) else None)
     loss.backward()
     end_state = _RngState(device)
     for (texts, kind), emb, rngs in zip(groups, cached, states):

@@ -113,7 +113,7 @@ def train(cfg, output_dir: Path) -> dict:
     model.train()
     if t.gradient_checkpointing:
         model[0].auto_model.gradient_checkpointing_enable()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
     horizon = t.get("schedule_steps") or t.max_steps  # the LR schedule's length; max_steps may stop earlier
     warmup = int(t.warmup * horizon) if t.warmup < 1 else int(t.warmup)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, horizon)
