@@ -6,9 +6,12 @@ import functools
 import logging
 import sys
 
+from pathlib import Path
+
 from hybrid_sweep.errors import HybridSweepError
 
 EXIT_USER_ERROR = 2
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # absolute: works for `python -m` entry points
 
 
 def user_errors(fn):
@@ -33,3 +36,10 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
     for name in ("sentence_transformers", "httpx", "urllib3", "filelock"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def hoist_multirun_flag(argv: list[str]) -> list[str]:
+    """Let ``-m`` stand anywhere: Hydra's parser (argparse, not intermixed) only accepts overrides after
+    it when it comes first, so ``+sweep=x -m train.max_steps=3`` would be rejected."""
+    flags = [a for a in argv[1:] if a in ("-m", "--multirun")]
+    return argv[:1] + flags + [a for a in argv[1:] if a not in ("-m", "--multirun")]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from hybrid_sweep.cli import quiet_libraries, user_errors
+from hybrid_sweep.cli import CONF_DIR, quiet_libraries, user_errors
 from hybrid_sweep.data.loading import load_eval_benchmark
 from hybrid_sweep.errors import ConfigError
 
@@ -63,7 +63,7 @@ def summary_table(metrics: pd.DataFrame) -> str:
     return table[[m for m in SUMMARY_METRICS if m in table.columns]].round(4).to_string()
 
 
-@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
+@hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
     quiet_libraries()

@@ -15,11 +15,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from hybrid_sweep.cli import quiet_libraries, user_errors
+from hybrid_sweep.cli import CONF_DIR, quiet_libraries, user_errors
 from hybrid_sweep.io import write_text
 
 
-@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+@hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
     quiet_libraries()

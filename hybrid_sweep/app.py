@@ -1,0 +1,165 @@
+"""``python -m hybrid_sweep``: run one run (train, then evaluate on every configured benchmark); with
+``-m`` and ``+sweep=NAME`` a sweep. Each run is content-addressed in the run store: a finished run is
+skipped, an interrupted one resumes, a failed one is retried; the run itself executes in a child
+process (``torchrun`` when ``resources.nproc_per_node`` > 1) so memory is freed between runs.
+``plan=true`` lists the runs with their status and runs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from hybrid_sweep.cli import CONF_DIR, EXIT_USER_ERROR, user_errors
+from hybrid_sweep.collect import axis_values
+from hybrid_sweep.data.loading import validate_eval_config
+from hybrid_sweep.errors import ConfigError, HybridSweepError
+from hybrid_sweep.io import write_text
+from hybrid_sweep.runs.store import RunDir, config_hash, run_id
+from hybrid_sweep.sampling.hybrid import HybridBatchSampler
+
+log = logging.getLogger("hybrid_sweep")
+VERSIONED = ("hybrid_sweep", "torch", "transformers", "sentence-transformers", "hydra-core")
+
+
+class RunFailed(HybridSweepError):
+    pass
+
+
+def validate(cfg: DictConfig) -> None:
+    """Cheap checks before anything is written (the data-dependent ones run in the worker)."""
+    if not cfg.get("evals"):
+        raise ConfigError("evals", "no benchmark to evaluate on")
+    for name, ev in cfg.evals.items():
+        try:
+            validate_eval_config(ev)
+        except ConfigError as err:
+            raise ConfigError(f"evals.{name}.{err.key.split('.', 1)[1]}", str(err).split(": ", 1)[1]) from None
+    if cfg.train.get("enabled", True):
+        HybridBatchSampler._check_ratio(dict(cfg.sampler.ratio))
+        if cfg.sampler.get("n_pairs") is not None and cfg.sampler.n_pairs < 1:
+            raise ConfigError("sampler.n_pairs", f"must be >= 1 or null, got {cfg.sampler.n_pairs}")
+        if cfg.train.batch_size < 2:
+            raise ConfigError("train.batch_size", "must be >= 2 (in-batch negatives)")
+        langs = cfg.data.get("languages")
+        if langs is not None and len(langs) == 0:
+            raise ConfigError("data.languages", "empty training-language set")
+
+
+def _overrides() -> list[str]:
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
+def _run_info(cfg, rid: str, wall: float) -> dict:
+    versions = {}
+    for pkg in VERSIONED:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"run_id": rid, "sweep": cfg.get("sweep_name"), "overrides": " ".join(_overrides()),
+            "config_hash": config_hash(OmegaConf.to_container(cfg, resolve=True)), "git_commit": commit,
+            "versions": json.dumps(versions), "device": cfg.resources.get("device_label") or platform.node(),
+            "axes": axis_values(cfg), "wall_s": wall}
+
+
+def _child_env(cfg) -> dict:
+    env = dict(os.environ)
+    gpus = [g for g in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
+    if gpus and cfg.resources.get("gpu_slots", True):
+        try:
+            job = HydraConfig.get().job.num
+        except ValueError:
+            job = 0
+        per = int(cfg.resources.get("nproc_per_node", 1))
+        start = (job * per) % len(gpus)
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[(start + i) % len(gpus)] for i in range(per))
+    if cfg.resources.get("threads"):
+        env["OMP_NUM_THREADS"] = str(cfg.resources.threads)
+    return env
+
+
+def _execute(cfg, rd: RunDir) -> None:
+    env, worker = _child_env(cfg), [sys.executable, "-m", "hybrid_sweep.runs.worker", str(rd.path)]
+    nproc = int(cfg.resources.get("nproc_per_node", 1))
+    commands = [worker]
+    if nproc > 1 and cfg.train.get("enabled", True):
+        commands = [[sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "-m",
+                     "hybrid_sweep.runs.worker", str(rd.path), "train"], worker + ["evaluate"]]
+    for cmd in commands:
+        proc = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+            user = [ln for ln in lines if ln.startswith("error: ")]
+            message = user[-1][7:] if user else (lines[-1] if lines else f"exit code {proc.returncode}")
+            sys.stderr.write(proc.stderr[-4000:] if not user else "")
+            raise RunFailed(f"run {rd.id}: {message}")
+
+
+def run_one(cfg: DictConfig) -> str:
+    """Run (or skip) the run that ``cfg`` describes; returns its final status."""
+    validate(cfg)
+    root, rid = Path(cfg.results_root), run_id(cfg)
+    rd = RunDir(root, rid)
+    axes = " ".join(_overrides()) or "(defaults)"
+    if cfg.get("plan"):
+        print(f"{rid}  {rd.status():<11}  {axes}")
+        return rd.status()
+    if rd.done:
+        log.info("%s done, skipped (%s)", rid, axes)
+        return "done"
+    with rd.lock() as owned:
+        if not owned:
+            log.info("%s running in another process, skipped (%s)", rid, axes)
+            return "running"
+        if rd.done:
+            return "done"
+        write_text(rd.path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        log.info("%s %s (%s)", rid, "resuming" if rd.failed or (rd.path / "stages.json").exists() else "starting", axes)
+        start = time.perf_counter()
+        try:
+            _execute(cfg, rd)
+        except RunFailed as err:
+            rd.mark_failed(str(err))
+            raise
+        write_text(rd.path / "run.json", json.dumps(_run_info(cfg, rid, time.perf_counter() - start), indent=2))
+        rd.mark_done()
+        log.info("%s done in %.1f s", rid, time.perf_counter() - start)
+        return "done"
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+@user_errors
+def main(cfg: DictConfig) -> str | None:
+    try:
+        return run_one(cfg)
+    except RunFailed as err:
+        try:
+            multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+        except ValueError:
+            multirun = False
+        if multirun:  # the sweep goes on; collect lists the failure and a rerun retries it
+            log.error("%s", err)
+            return "failed"
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)

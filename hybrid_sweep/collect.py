@@ -1,0 +1,90 @@
+"""One tidy results table for a results root: ``python -m hybrid_sweep.collect <results_root>``.
+
+- ``runs.parquet``: one row per run (done, failed, interrupted, running), with its axis columns,
+  status, error, config hash, git commit, versions, device and wall time per stage;
+- ``results.parquet``: every metric row of every finished run joined with that run's axis columns, so
+  ``pd.read_parquet("results.parquet")`` is the whole study. Failed runs are listed in runs.parquet,
+  never silently dropped (collect prints them).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from hybrid_sweep.io import write_csv, write_parquet
+from hybrid_sweep.runs.store import all_runs
+
+AXIS_COLUMNS = ("encoder", "data", "sampler", "ratio_mono", "ratio_cross", "ratio_multi", "n_pairs",
+                "train_langs", "n_train_langs", "seed", "max_steps", "batch_size", "lr", "trained")
+
+
+def axis_values(cfg) -> dict:
+    """The columns every results row carries, derived from a run's resolved config."""
+    trained = bool(cfg.get("train", {}).get("enabled", True))
+    ratio = cfg.sampler.ratio if trained else {}
+    langs = cfg.data.get("languages") if trained else None
+    return {
+        "encoder": cfg.encoder.name, "data": cfg.data.name if trained else None,
+        "sampler": cfg.sampler.name if trained else "zero-shot",
+        "ratio_mono": ratio.get("mono"), "ratio_cross": ratio.get("cross"), "ratio_multi": ratio.get("multi"),
+        "n_pairs": cfg.sampler.get("n_pairs") if trained else None,
+        "train_langs": ",".join(sorted(langs)) if langs else ("all" if trained else None),
+        "n_train_langs": len(langs) if langs else None,
+        "seed": cfg.train.seed if trained else None,
+        "max_steps": cfg.train.max_steps if trained else 0,
+        "batch_size": cfg.train.batch_size if trained else None,
+        "lr": cfg.train.lr if trained else None, "trained": trained,
+    }
+
+
+def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    root = Path(root)
+    rows, frames = [], []
+    for rd in all_runs(root):
+        if not (rd.path / "config.yaml").exists():
+            continue
+        cfg = OmegaConf.load(rd.path / "config.yaml")
+        info = rd.info()
+        stages = json.loads((rd.path / "stages.json").read_text()) if (rd.path / "stages.json").exists() else {}
+        status = rd.status()
+        error = (rd.path / "FAILED").read_text().strip().splitlines()[-1] if status == "failed" else None
+        row = {"run_id": rd.id, "status": status, "error": error, **axis_values(cfg),
+               **{k: info.get(k) for k in ("sweep", "overrides", "config_hash", "git_commit", "versions", "device")},
+               **stages}
+        rows.append(row)
+        if status == "done":
+            m = pd.read_parquet(rd.path / "metrics.parquet")
+            for key in ("run_id", "sweep", *AXIS_COLUMNS):
+                m.insert(len(m.columns), key, row.get(key))
+            frames.append(m)
+    runs = pd.DataFrame(rows)
+    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    write_parquet(root / "runs.parquet", runs)
+    write_csv(root / "runs.csv", runs)
+    write_parquet(root / "results.parquet", results)
+    if not quiet:
+        counts = runs.status.value_counts().to_dict() if len(runs) else {}
+        print(f"{root}: {len(runs)} runs {counts}; results.parquet has {len(results)} rows")
+        for _, r in runs[runs.status == "failed"].iterrows() if len(runs) else []:
+            print(f"  failed {r.run_id}: {r.error}")
+    return runs, results
+
+
+def main(argv=None) -> None:
+    args = argv if argv is not None else sys.argv[1:]
+    if len(args) != 1:
+        print("usage: python -m hybrid_sweep.collect <results_root>", file=sys.stderr)
+        sys.exit(2)
+    if not Path(args[0]).is_dir():
+        print(f"error: {args[0]}: no such results root", file=sys.stderr)
+        sys.exit(2)
+    collect(Path(args[0]))
+
+
+if __name__ == "__main__":
+    main()

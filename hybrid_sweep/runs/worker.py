@@ -1,0 +1,84 @@
+"""Execute one run in its own process: ``python -m hybrid_sweep.runs.worker <run_dir>``.
+
+Stages (each skipped when its output is already complete, so a killed run resumes):
+  train     -> checkpoints/ (resumable), model/, train_log.jsonl       (when train.enabled)
+  evaluate  -> eval/<benchmark>/{metrics,per_query}.parquet, runs/, qrels/ for every entry of ``evals``
+  merge     -> metrics.parquet, per_query.parquet (all benchmarks)
+Writes stages.json (wall time per stage). User errors print one line and exit 2. An optional second
+argument runs only ``train`` (what torchrun launches on every rank) or only ``evaluate`` (+ merge).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from hybrid_sweep.cli import quiet_libraries, user_errors
+from hybrid_sweep.io import write_parquet, write_text
+
+
+def _train_stage(cfg, run_dir: Path) -> Path | None:
+    if not cfg.train.get("enabled", True):
+        return None
+    if not (run_dir / "train_summary.json").exists():
+        from hybrid_sweep.training import distributed as dist
+        from hybrid_sweep.training.trainer import train
+
+        summary = train(cfg, run_dir)
+        if dist.rank() == 0:
+            write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
+    return run_dir / "model"
+
+
+def _eval_stage(cfg, run_dir: Path, model_dir: Path | None) -> None:
+    from hybrid_sweep.encoders import build_encoder
+    from hybrid_sweep.evaluate import run_evaluation
+
+    encoder = None
+    for name, ev in cfg.evals.items():
+        out = run_dir / "eval" / name
+        if (out / "metrics.parquet").exists():
+            continue
+        view = OmegaConf.merge(cfg, {"eval": ev})
+        if model_dir is not None and encoder is None:
+            enc_cfg = cfg.encoder.copy()
+            enc_cfg.path, enc_cfg.query_prefix, enc_cfg.passage_prefix = str(model_dir), None, None
+            encoder = build_encoder(enc_cfg)
+        run_evaluation(view, out, encoder)  # without a model dir: builds the configured (zero-shot) encoder
+
+
+def _merge(cfg, run_dir: Path) -> None:
+    metrics = [pd.read_parquet(run_dir / "eval" / name / "metrics.parquet") for name in cfg.evals]
+    per_query = [pd.read_parquet(run_dir / "eval" / name / "per_query.parquet") for name in cfg.evals]
+    write_parquet(run_dir / "per_query.parquet", pd.concat(per_query, ignore_index=True))
+    write_parquet(run_dir / "metrics.parquet", pd.concat(metrics, ignore_index=True))
+
+
+@user_errors
+def run(run_dir: Path) -> None:
+    quiet_libraries()
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    stages = json.loads((run_dir / "stages.json").read_text()) if (run_dir / "stages.json").exists() else {}
+    only = sys.argv[2] if len(sys.argv) > 2 else None  # "train" (under torchrun) or "evaluate" (the rest)
+    for name, fn in (("train", lambda: _train_stage(cfg, run_dir)),
+                     ("evaluate", lambda: _eval_stage(cfg, run_dir, _model_dir(cfg, run_dir))),
+                     ("merge", lambda: _merge(cfg, run_dir))):
+        if (only == "train" and name != "train") or (only == "evaluate" and name == "train"):
+            continue
+        start = time.perf_counter()
+        fn()
+        stages[f"{name}_s"] = stages.get(f"{name}_s", 0.0) + time.perf_counter() - start
+        write_text(run_dir / "stages.json", json.dumps(stages))
+
+
+def _model_dir(cfg, run_dir: Path) -> Path | None:
+    return run_dir / "model" if cfg.train.get("enabled", True) else None
+
+
+if __name__ == "__main__":
+    run(Path(sys.argv[1]))
