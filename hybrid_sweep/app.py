@@ -134,8 +134,9 @@ def run_one(cfg: DictConfig) -> str:
             return "running"
         if rd.done:
             return "done"
+        previous = rd.status(check_lock=False)  # interrupted or failed: its stages resume from what they left on disk
         write_text(rd.path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        log.info("%s %s (%s)", rid, "resuming" if rd.failed or (rd.path / "stages.json").exists() else "starting", axes)
+        log.info("%s %s (%s)", rid, "starting" if previous == "pending" else f"resuming ({previous})", axes)
         start = time.perf_counter()
         try:
             _execute(cfg, rd)

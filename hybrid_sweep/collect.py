@@ -23,11 +23,14 @@ AXIS_COLUMNS = ("encoder", "data", "sampler", "ratio_mono", "ratio_cross", "rati
                 "train_langs", "n_train_langs", "seed", "max_steps", "batch_size", "lr", "trained")
 
 
-def axis_values(cfg) -> dict:
-    """The columns every results row carries, derived from a run's resolved config."""
+def axis_values(cfg, train_summary: dict | None = None) -> dict:
+    """The columns every results row carries, from a run's resolved config (and, for the training
+    languages when the config leaves them to the data, its train_summary.json)."""
     trained = bool(cfg.get("train", {}).get("enabled", True))
     ratio = cfg.sampler.ratio if trained else {}
     langs = cfg.data.get("languages") if trained else None
+    if trained and langs is None and train_summary:
+        langs = train_summary.get("languages")
     return {
         "encoder": cfg.encoder.name, "data": cfg.data.name if trained else None,
         "sampler": cfg.sampler.name if trained else "zero-shot",
@@ -42,6 +45,10 @@ def axis_values(cfg) -> dict:
     }
 
 
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     root = Path(root)
     rows, frames = [], []
@@ -50,10 +57,10 @@ def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame
             continue
         cfg = OmegaConf.load(rd.path / "config.yaml")
         info = rd.info()
-        stages = json.loads((rd.path / "stages.json").read_text()) if (rd.path / "stages.json").exists() else {}
+        stages = _json(rd.path / "stages.json")
         status = rd.status()
         error = (rd.path / "FAILED").read_text().strip().splitlines()[-1] if status == "failed" else None
-        row = {"run_id": rd.id, "status": status, "error": error, **axis_values(cfg),
+        row = {"run_id": rd.id, "status": status, "error": error, **axis_values(cfg, _json(rd.path / "train_summary.json")),
                **{k: info.get(k) for k in ("sweep", "overrides", "config_hash", "git_commit", "versions", "device")},
                **stages}
         rows.append(row)

@@ -70,10 +70,11 @@ class RunDir:
     def failed(self) -> bool:
         return (self.path / "FAILED").exists()
 
-    def status(self) -> str:
+    def status(self, check_lock: bool = True) -> str:
+        """done / running / failed / interrupted / pending (pass check_lock=False while holding the lock)."""
         if self.done:
             return "done"
-        if self.locked_by_other():
+        if check_lock and self.locked_by_other():
             return "running"
         if self.failed:
             return "failed"

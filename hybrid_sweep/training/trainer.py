@@ -189,7 +189,8 @@ def train(cfg, output_dir: Path) -> dict:
     if rank == 0 and state["best_step"] is None:
         _save_model(encoder, output_dir / "model")
     return {"steps": state["step"], "best_step": state["best_step"], "best_val_loss": state["best_val"],
-            "stopped_early": stopped_early, "wall_s": time.perf_counter() - start}
+            "stopped_early": stopped_early, "wall_s": time.perf_counter() - start, "languages": languages,
+            "pairs": [list(p) for p in sampler.pairs]}
 
 
 def _save_model(encoder, folder: Path) -> None:

@@ -1,0 +1,139 @@
+"""The sweep app: composition of every shipped sweep, a real small multirun, skip / resume / retry,
+two concurrent sweeps on one results root, and the submitit_local launcher."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+
+QUICK = ["train.max_steps=2", "train.batch_size=8", "train.eval_every=0", "encoder.progress=false",
+         "evals.synthetic.subset.articles=2", "encoder.tiny.hidden=32",
+         "encoder.tiny.intermediate=64"]
+SWEEP_SIZES = {"language_pairs": 18, "mix_ratio": 21, "train_languages": 15, "encoders": 21,
+               "encoders_offline": 6, "seeds": 5}
+RUN_LINE = re.compile(r"^([0-9a-f]{12})  (\w+)\s+(.*)$")
+
+
+def app(*args, root, timeout=600, wait=True):
+    cmd = [sys.executable, "-m", "hybrid_sweep", *args, f"results_root={root}"]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    res.log = res.stdout + res.stderr  # Hydra's job logging goes to stdout, user errors to stderr
+    return res
+
+
+def plan(*args, root):
+    res = app("-m", *args, "plan=true", root=root)
+    assert res.returncode == 0, res.log[-2000:]
+    return [m.groups() for m in map(RUN_LINE.match, res.stdout.splitlines()) if m]
+
+
+def test_every_sweep_is_shipped_and_tested():
+    assert {p.stem for p in (ROOT / "conf" / "sweep").glob("*.yaml")} == set(SWEEP_SIZES)
+
+
+@pytest.mark.parametrize("name", sorted(SWEEP_SIZES))
+def test_sweep_composition(tmp_path, name):
+    runs = plan(f"+sweep={name}", root=tmp_path)
+    assert len(runs) == SWEEP_SIZES[name]
+    assert len({rid for rid, _, _ in runs}) == SWEEP_SIZES[name]  # every axis value changes the run id
+    assert all(status == "pending" for _, status, _ in runs)
+    assert not (tmp_path / "runs").exists()  # plan writes no run
+
+
+def test_semantic_hash_ignores_output_keys(tmp_path):
+    a = plan("train.seed=0", root=tmp_path / "a")
+    b = plan("train.seed=0", "encoder.progress=true", "resources.threads=1", root=tmp_path / "b")
+    assert a[0][0] == b[0][0]
+    assert plan("train.seed=1", root=tmp_path)[0][0] != a[0][0]
+
+
+def test_multirun_collect_rerun_skips(tmp_path):
+    res = app("-m", "train.seed=0,1", *QUICK, root=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    results = pd.read_parquet(tmp_path / "results.parquet")
+    assert set(results.seed) == {0, 1} and set(results.setting) == {"mono", "cross", "multi"}
+    runs = pd.read_parquet(tmp_path / "runs.parquet")
+    assert list(runs.status) == ["done", "done"]
+    assert runs.train_langs.str.count(",").eq(5).all() and runs.n_train_langs.eq(6).all()
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/DONE")}
+    again = app("-m", "train.seed=0,1", *QUICK, root=tmp_path)
+    assert again.returncode == 0 and again.log.count("done, skipped") == 2 and "starting" not in again.log
+    assert stamps == {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/DONE")}
+
+
+def test_failed_run_does_not_stop_the_sweep_and_is_retried(tmp_path):
+    res = app("-m", "data.languages=[qla,qca],[qla,xx]", *QUICK, root=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = pd.read_parquet(tmp_path / "runs.parquet").set_index("train_langs")
+    assert runs.loc["qca,qla", "status"] == "done"
+    assert runs.loc["qla,xx", "status"] == "failed"
+    assert "data.languages" in runs.loc["qla,xx", "error"] and "'xx'" in runs.loc["qla,xx", "error"]
+    failed = next(p for p in tmp_path.glob("runs/*") if (p / "FAILED").exists())
+    assert not (failed / "DONE").exists()
+    again = app("-m", "data.languages=[qla,qca],[qla,xx]", *QUICK, root=tmp_path)
+    assert again.log.count(" starting ") + again.log.count(" resuming ") == 1  # only the failed run reruns
+
+
+def test_single_run_failure_exits_non_zero(tmp_path):
+    res = app("data.languages=[qla,xx]", *QUICK, root=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[-1].startswith("error: run ")
+
+
+def test_killed_run_resumes_from_its_checkpoint(tmp_path):
+    args = ("train.max_steps=60", "train.save_every=5", "train.eval_every=0", "encoder.progress=false",
+            "evals.synthetic.subset.articles=2", "train.batch_size=8")
+    proc = app(*args, root=tmp_path, wait=False)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(tmp_path.glob("runs/*/checkpoints/LATEST")):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_dir = next(tmp_path.glob("runs/*"))
+    assert not (run_dir / "DONE").exists()
+    saved = int((run_dir / "checkpoints" / "LATEST").read_text().split("-")[1])
+    res = app(*args, root=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert " resuming " in res.log
+    steps = [json.loads(line)["step"] for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    assert steps == list(range(60)) and saved > 0
+
+
+def test_two_concurrent_sweeps_run_each_run_once(tmp_path):
+    procs = [app("-m", "train.seed=0,1,2", *QUICK, root=tmp_path, wait=False) for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    started = sum(o.count(" starting ") for o in outs)
+    assert started == 3
+    for run_dir in tmp_path.glob("runs/*"):
+        steps = [json.loads(line)["step"] for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+        assert steps == [0, 1] and (run_dir / "DONE").exists()
+    final = app("-m", "train.seed=0,1,2", *QUICK, root=tmp_path)
+    assert final.log.count("done, skipped") == 3
+    assert len(pd.read_parquet(tmp_path / "runs.parquet")) == 3
+
+
+def test_submitit_local_runs_a_job(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    res = app("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *QUICK, root=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert list(pd.read_parquet(tmp_path / "runs.parquet").status) == ["done"]
+
+
+def test_collect_cli(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "hybrid_sweep.collect", str(tmp_path / "missing")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 2 and "no such results root" in res.stderr
+    assert Path(ROOT / "hybrid_sweep" / "collect.py").exists()
