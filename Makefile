@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(PY) -m hybrid_sweep.evaluate output_dir=outputs/demo overwrite=true
+	$(PY) -m hybrid_sweep +sweep=language_pairs -m
 
 test: setup
 	HYBRID_SWEEP_DATA=$${HYBRID_SWEEP_DATA:-$(SHARED_DATA)} $(PY) -m pytest -q -m "not slow"

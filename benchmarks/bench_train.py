@@ -31,7 +31,8 @@ from tests.conftest import compose
 def setup(batch_size: int, max_length: int = 64):
     cfg = compose("encoder=me5_small_q4", "encoder.layers=2", f"encoder.max_length={max_length}", "encoder.device=cpu",
                   "encoder.progress=false", "sampler=mono", f"train.batch_size={batch_size}",
-                  "synthetic.articles.train=120", config_name="train")  # 1,440 groups: room for batch 1024
+                  "synthetic.articles.train=120", "data.languages=[qla,qca]",  # 1,440 groups each: room for
+                  config_name="train")                                          # a batch of 1,024
     corpora, _, langs = load_training_data(cfg)
     return cfg, build_encoder(cfg.encoder), make_sampler(cfg, corpora, langs, 0)
 

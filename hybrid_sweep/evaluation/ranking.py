@@ -32,6 +32,7 @@ def relevant_ranks(scores: torch.Tensor, rel_cols: torch.Tensor) -> torch.Tensor
     the same with ``searchsorted_right`` counts ``x >= s``. Exact ties (rare outside tests) are resolved
     by column position for the affected rows only.
     """
+    scores = scores.contiguous()
     n, m = scores.shape
     r = rel_cols.shape[1]
     valid = rel_cols >= 0
