@@ -23,11 +23,19 @@ from hybrid_sweep.io import write_text
 @user_errors
 def main(cfg: DictConfig) -> None:
     quiet_libraries()
+    from hybrid_sweep.tracking import make_tracker
     from hybrid_sweep.training import distributed as dist
     from hybrid_sweep.training.trainer import train
 
     output_dir = Path(cfg.output_dir)
-    summary = train(cfg, output_dir)
+    rank, _ = dist.init_from_env()
+    tracker = make_tracker(cfg, output_dir, rank)
+    try:
+        summary = train(cfg, output_dir, tracker)
+    except BaseException:
+        tracker.finish(failed=True)
+        raise
+    tracker.finish()
     if dist.rank() == 0:
         write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         write_text(output_dir / "train_summary.json", json.dumps(summary, indent=2))

@@ -137,3 +137,16 @@ def test_collect_cli(tmp_path):
                          cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 2 and "no such results root" in res.stderr
     assert Path(ROOT / "hybrid_sweep" / "collect.py").exists()
+
+
+def test_wandb_offline_logging(tmp_path):
+    pytest.importorskip("wandb")
+    res = app("logger=wandb", "+sweep=seeds", "train.seed=0", "-m", *QUICK, root=tmp_path)
+    assert res.returncode == 0, res.log[-3000:]
+    run_dir = next(tmp_path.glob("runs/*"))
+    offline = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1
+    record = next(offline[0].glob("*.wandb")).read_bytes()  # offline runs keep everything in this log
+    for key in (b"synthetic-test/multi/rank_distance", b"train/loss", b"sampler.ratio.mono", b"seeds"):
+        assert key in record, key
+    assert b"WANDB_API_KEY" not in record

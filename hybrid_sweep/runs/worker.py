@@ -22,14 +22,14 @@ from hybrid_sweep.cli import quiet_libraries, user_errors
 from hybrid_sweep.io import write_parquet, write_text
 
 
-def _train_stage(cfg, run_dir: Path) -> Path | None:
+def _train_stage(cfg, run_dir: Path, tracker) -> Path | None:
     if not cfg.train.get("enabled", True):
         return None
     if not (run_dir / "train_summary.json").exists():
         from hybrid_sweep.training import distributed as dist
         from hybrid_sweep.training.trainer import train
 
-        summary = train(cfg, run_dir)
+        summary = train(cfg, run_dir, tracker)
         if dist.rank() == 0:
             write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
     return run_dir / "model"
@@ -52,28 +52,42 @@ def _eval_stage(cfg, run_dir: Path, model_dir: Path | None) -> None:
         run_evaluation(view, out, encoder)  # without a model dir: builds the configured (zero-shot) encoder
 
 
-def _merge(cfg, run_dir: Path) -> None:
-    metrics = [pd.read_parquet(run_dir / "eval" / name / "metrics.parquet") for name in cfg.evals]
+def _merge(cfg, run_dir: Path, tracker) -> None:
+    metrics = pd.concat([pd.read_parquet(run_dir / "eval" / name / "metrics.parquet") for name in cfg.evals],
+                        ignore_index=True)
     per_query = [pd.read_parquet(run_dir / "eval" / name / "per_query.parquet") for name in cfg.evals]
     write_parquet(run_dir / "per_query.parquet", pd.concat(per_query, ignore_index=True))
-    write_parquet(run_dir / "metrics.parquet", pd.concat(metrics, ignore_index=True))
+    write_parquet(run_dir / "metrics.parquet", metrics)
+    avg = metrics[metrics.query_lang == "avg"]
+    tracker.summary({f"{r.benchmark}/{r.setting}/{r.metric}": r.value for r in avg.itertuples()})
 
 
 @user_errors
 def run(run_dir: Path) -> None:
     quiet_libraries()
+    from hybrid_sweep.tracking import make_tracker
+    from hybrid_sweep.training import distributed as dist
+
     cfg = OmegaConf.load(run_dir / "config.yaml")
     stages = json.loads((run_dir / "stages.json").read_text()) if (run_dir / "stages.json").exists() else {}
     only = sys.argv[2] if len(sys.argv) > 2 else None  # "train" (under torchrun) or "evaluate" (the rest)
-    for name, fn in (("train", lambda: _train_stage(cfg, run_dir)),
-                     ("evaluate", lambda: _eval_stage(cfg, run_dir, _model_dir(cfg, run_dir))),
-                     ("merge", lambda: _merge(cfg, run_dir))):
-        if (only == "train" and name != "train") or (only == "evaluate" and name == "train"):
-            continue
-        start = time.perf_counter()
-        fn()
-        stages[f"{name}_s"] = stages.get(f"{name}_s", 0.0) + time.perf_counter() - start
-        write_text(run_dir / "stages.json", json.dumps(stages))
+    rank, _ = dist.init_from_env()
+    tracker = make_tracker(cfg, run_dir, rank)
+    failed = True
+    try:
+        for name, fn in (("train", lambda: _train_stage(cfg, run_dir, tracker)),
+                         ("evaluate", lambda: _eval_stage(cfg, run_dir, _model_dir(cfg, run_dir))),
+                         ("merge", lambda: _merge(cfg, run_dir, tracker))):
+            if (only == "train" and name != "train") or (only == "evaluate" and name == "train"):
+                continue
+            start = time.perf_counter()
+            fn()
+            stages[f"{name}_s"] = stages.get(f"{name}_s", 0.0) + time.perf_counter() - start
+            if rank == 0:
+                write_text(run_dir / "stages.json", json.dumps(stages))
+        failed = False
+    finally:
+        tracker.finish(failed)
 
 
 def _model_dir(cfg, run_dir: Path) -> Path | None:

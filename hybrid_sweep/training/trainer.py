@@ -86,7 +86,7 @@ def _trim_log(path: Path, below_step: int) -> None:
         path.write_text("".join(ln + "\n" for ln in lines))
 
 
-def train(cfg, output_dir: Path) -> dict:
+def train(cfg, output_dir: Path, tracker=None) -> dict:
     """Train per ``cfg`` into ``output_dir``; returns a summary dict. Resumes from its checkpoints."""
     t, output_dir = cfg.train, Path(output_dir)
     rank, world = dist.init_from_env()
@@ -178,6 +178,8 @@ def train(cfg, output_dir: Path) -> dict:
         if rank == 0:
             with open(log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
+            if tracker is not None:
+                tracker.log({f"train/{k}": v for k, v in record.items()}, step=record["step"])
             if t.log_batches:
                 with open(batch_log, "a") as f:
                     f.write(json.dumps(batch.log_record()) + "\n")

@@ -1,0 +1,62 @@
+"""Experiment tracking: W&B when ``logger=wandb``, nothing otherwise. Rank 0 only; ``finish`` always
+runs (the worker calls it in a ``finally``). The config sent is the run's resolved config, flattened
+to dotted keys; no environment variables (API keys) are read into it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+
+class NullTracker:
+    def log(self, record: dict, step: int | None = None) -> None:
+        pass
+
+    def summary(self, values: dict) -> None:
+        pass
+
+    def finish(self, failed: bool = False) -> None:
+        pass
+
+
+class WandbTracker(NullTracker):
+    def __init__(self, cfg, run_dir: Path, run_name: str, run_id: str):
+        import wandb
+
+        flat = _flatten(OmegaConf.to_container(cfg, resolve=True))
+        self.run = wandb.init(project=cfg.logger.project, entity=cfg.logger.get("entity"), group=cfg.get("sweep_name"),
+                              name=run_name, id=run_id, resume="allow", config=flat, dir=str(run_dir),
+                              mode=cfg.logger.get("mode", "offline"), tags=list(cfg.logger.get("tags") or []),
+                              reinit="finish_previous")
+
+    def log(self, record: dict, step: int | None = None) -> None:
+        self.run.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=step)
+
+    def summary(self, values: dict) -> None:
+        self.run.summary.update(values)
+
+    def finish(self, failed: bool = False) -> None:
+        self.run.finish(exit_code=1 if failed else 0)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def make_tracker(cfg, run_dir: Path, rank: int = 0) -> NullTracker:
+    if rank != 0 or cfg.get("logger", {}).get("name", "none") != "wandb":
+        return NullTracker()
+    from hybrid_sweep.collect import axis_values
+
+    axes = axis_values(cfg)
+    name = " ".join(f"{k}={v}" for k, v in axes.items() if v is not None and k in
+                    ("encoder", "sampler", "n_pairs", "train_langs", "ratio_mono", "ratio_cross", "seed"))
+    return WandbTracker(cfg, run_dir, name, Path(run_dir).name)
