@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import platform
 import subprocess
@@ -28,6 +29,7 @@ from hybrid_sweep.data.loading import validate_eval_config
 from hybrid_sweep.errors import ConfigError, HybridSweepError
 from hybrid_sweep.io import write_text
 from hybrid_sweep.runs.store import RunDir, config_hash, run_id
+from hybrid_sweep.runs.worker import ERROR_FILE, preload, run_forked
 from hybrid_sweep.sampling.hybrid import HybridBatchSampler
 
 log = logging.getLogger("hybrid_sweep")
@@ -99,21 +101,37 @@ def _child_env(cfg) -> dict:
     return env
 
 
+def _failure(rd: RunDir, fallback: str) -> RunFailed:
+    reason = rd.path / ERROR_FILE
+    message = reason.read_text().strip().splitlines()[-1] if reason.exists() else fallback
+    return RunFailed(f"run {rd.id}: {message}")
+
+
 def _execute(cfg, rd: RunDir) -> None:
+    """Run the worker in a child process: forked from this (pre-imported) process by default, a fresh
+    interpreter with ``resources.start=spawn``, and ``torchrun`` for multi-process training."""
+    (rd.path / ERROR_FILE).unlink(missing_ok=True)
     env, worker = _child_env(cfg), [sys.executable, "-m", "hybrid_sweep.runs.worker", str(rd.path)]
     nproc = int(cfg.resources.get("nproc_per_node", 1))
-    commands = [worker]
     if nproc > 1 and cfg.train.get("enabled", True):
         commands = [[sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "-m",
                      "hybrid_sweep.runs.worker", str(rd.path), "train"], worker + ["evaluate"]]
+    elif cfg.resources.get("start", "fork") == "fork" and hasattr(os, "fork"):
+        preload()
+        proc = multiprocessing.get_context("fork").Process(target=run_forked, args=(str(rd.path), env))
+        proc.start()
+        proc.join()
+        if proc.exitcode != 0:
+            raise _failure(rd, f"worker exited with code {proc.exitcode}")
+        return
+    else:
+        commands = [worker]
     for cmd in commands:
         proc = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:
-            lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-            user = [ln for ln in lines if ln.startswith("error: ")]
-            message = user[-1][7:] if user else (lines[-1] if lines else f"exit code {proc.returncode}")
-            sys.stderr.write(proc.stderr[-4000:] if not user else "")
-            raise RunFailed(f"run {rd.id}: {message}")
+            if not (rd.path / ERROR_FILE).exists():
+                sys.stderr.write(proc.stderr[-4000:])
+            raise _failure(rd, f"exit code {proc.returncode}")
 
 
 def run_one(cfg: DictConfig) -> str:

@@ -11,6 +11,7 @@ argument runs only ``train`` (what torchrun launches on every rank) or only ``ev
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from hybrid_sweep.cli import quiet_libraries, user_errors
+from hybrid_sweep.errors import HybridSweepError
 from hybrid_sweep.io import write_parquet, write_text
 
 
@@ -62,8 +64,38 @@ def _merge(cfg, run_dir: Path, tracker) -> None:
     tracker.summary({f"{r.benchmark}/{r.setting}/{r.metric}": r.value for r in avg.itertuples()})
 
 
+ERROR_FILE = "error.txt"  # the one-line reason a worker failed, read by the sweep process
+
+
+def preload() -> None:
+    """Import what a run needs, so forked workers start without paying for it again."""
+    import sentence_transformers  # noqa: F401
+
+    import hybrid_sweep.evaluate  # noqa: F401
+    import hybrid_sweep.training.trainer  # noqa: F401
+
+
+def run_forked(run_dir: str, env: dict, only: str | None = None) -> None:
+    """Entry point of a forked worker process (``multiprocessing`` 'fork' context)."""
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = [sys.argv[0], run_dir] + ([only] if only else [])
+    run(Path(run_dir))
+
+
 @user_errors
 def run(run_dir: Path) -> None:
+    try:
+        _run(run_dir)
+    except BaseException as err:
+        if not isinstance(err, SystemExit):
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            write_text(run_dir / ERROR_FILE, f"{type(err).__name__}: {message}\n" if not isinstance(err, HybridSweepError)
+                       else f"{message}\n")
+        raise
+
+
+def _run(run_dir: Path) -> None:
     quiet_libraries()
     from hybrid_sweep.tracking import make_tracker
     from hybrid_sweep.training import distributed as dist
