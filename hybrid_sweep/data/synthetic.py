@@ -53,7 +53,7 @@ class SyntheticConfig:
 
     seed: int = 0
     languages: list[SynLanguage] = field(default_factory=list)
-    n_concepts: int = 800
+    n_concepts: int = 300
     n_named: int = 120
     articles: dict = field(default_factory=lambda: {"train": 60, "dev": 6, "test": 10})
     paragraphs_per_article: int = 4
