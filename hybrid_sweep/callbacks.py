@@ -1,4 +1,5 @@
-"""Hydra callback: write results.parquet / runs.parquet when a run or a multirun ends."""
+"""Hydra callback: write results.parquet / runs.parquet when a run or a multirun ends, and the analysis
+(tables, figures, report.md) after a multirun."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ from hydra.experimental.callback import Callback
 
 class CollectResults(Callback):
     def on_run_end(self, config, **kwargs) -> None:
-        self._collect(config)
+        self._collect(config, analyze=False)
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        self._collect(config)
+        self._collect(config, analyze=bool(config.get("analyze", True)))
 
     @staticmethod
-    def _collect(config) -> None:
+    def _collect(config, analyze: bool) -> None:
         if config.get("plan") or not Path(config.results_root, "runs").exists():
             return
         from hybrid_sweep.collect import collect
 
-        collect(Path(config.results_root))
+        _, results = collect(Path(config.results_root))
+        if analyze and not results.empty:
+            from hybrid_sweep.analysis.report import analyze as write_report
+
+            print(f"report: {write_report(Path(config.results_root))}")

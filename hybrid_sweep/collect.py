@@ -19,6 +19,9 @@ from omegaconf import OmegaConf
 from hybrid_sweep.io import write_csv, write_parquet
 from hybrid_sweep.runs.store import all_runs
 
+# Overrides that never define a condition (seeds are repetitions; the rest are bookkeeping).
+NOT_VARIANT = ("train.seed=", "results_root=", "encoder.progress=", "plan=", "+sweep=", "sweep_name=", "hydra",
+               "resources.", "logger=")
 AXIS_COLUMNS = ("encoder", "data", "sampler", "ratio_mono", "ratio_cross", "ratio_multi", "n_pairs",
                 "train_langs", "n_train_langs", "seed", "max_steps", "batch_size", "lr", "trained")
 
@@ -63,10 +66,11 @@ def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame
         row = {"run_id": rd.id, "status": status, "error": error, **axis_values(cfg, _json(rd.path / "train_summary.json")),
                **{k: info.get(k) for k in ("sweep", "overrides", "config_hash", "git_commit", "versions", "device")},
                **stages}
+        row["variant"] = " ".join(sorted(o for o in (info.get("overrides") or "").split() if not o.startswith(NOT_VARIANT)))
         rows.append(row)
         if status == "done":
             m = pd.read_parquet(rd.path / "metrics.parquet")
-            for key in ("run_id", "sweep", *AXIS_COLUMNS):
+            for key in ("run_id", "sweep", "variant", *AXIS_COLUMNS):
                 m.insert(len(m.columns), key, row.get(key))
             frames.append(m)
     runs = pd.DataFrame(rows)

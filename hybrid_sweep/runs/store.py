@@ -24,7 +24,7 @@ from hybrid_sweep.io import write_text
 
 # Keys that never change a run's results (dotted paths into the composed config).
 NON_SEMANTIC = (
-    "results_root", "paths", "hydra", "plan", "logger", "launcher", "sweep_name", "resources",
+    "results_root", "paths", "hydra", "plan", "analyze", "logger", "launcher", "sweep_name", "resources",
     "encoder.progress", "encoder.device", "encoder.cache_dir", "encoder.batch_size",
     "train.log_batches", "train.resume", "output_dir",
 )

@@ -1,0 +1,74 @@
+"""Write a results root's analysis: tables (Markdown + CSV), scaling figures with fits, paired tests,
+heatmaps, and report.md linking them, under ``<results_root>/analysis/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from hybrid_sweep.analysis.plots import cross_heatmap, scaling_plot
+from hybrid_sweep.analysis.tables import (NUMERIC_AXES, paired_tests, per_query_frame, summary, varying_axes,
+                                          wide_markdown)
+from hybrid_sweep.io import write_csv, write_text
+
+
+def analyze(root: Path) -> Path:
+    root = Path(root)
+    results = pd.read_parquet(root / "results.parquet")
+    runs = pd.read_parquet(root / "runs.parquet")
+    out = root / "analysis"
+    out.mkdir(exist_ok=True)
+    lines = [f"# Analysis of `{root}`", "",
+             f"{len(runs)} runs: " + ", ".join(f"{k} {v}" for k, v in runs.status.value_counts().items()) + ".", ""]
+    failed = runs[runs.status != "done"]
+    for _, r in failed.iterrows():
+        lines.append(f"- run `{r.run_id}` is **{r.status}**" + (f": {r.error}" if isinstance(r.error, str) else ""))
+    if results.empty:
+        write_text(out / "report.md", "\n".join(lines + ["", "No finished run yet."]) + "\n")
+        return out / "report.md"
+    axes = varying_axes(results)
+    if "variant" in results and results.groupby(axes or ["sweep"], dropna=False).variant.nunique().max() > 1:
+        axes.append("variant")  # the runs differ in settings that are not axis columns
+    by = [a for a in axes if a not in NUMERIC_AXES] or axes
+    lines += [f"Axes that vary: {', '.join(axes) or 'none (seeds only)'}. Cells: mean ± 95 % CI over seeds "
+              "(t distribution; no ± where one seed).", ""]
+    for title, metric, settings in (("Table 1: mAP", "map", None), ("Table 2: rank distance (multilingual)",
+                                                                      "rank_distance", ["multi"])):
+        table = summary(results, metric, axes)
+        if settings:
+            table = table[table.setting.isin(settings)]
+        if table.empty:
+            continue
+        stem = "table1_map" if metric == "map" else "table2_rank_distance"
+        write_csv(out / f"{stem}.csv", table)
+        md = wide_markdown(table, axes)
+        write_text(out / f"{stem}.md", md + "\n")
+        lines += [f"## {title}", "", md, "", f"CSV: [{stem}.csv]({stem}.csv)", ""]
+    pq = per_query_frame(root, runs)
+    tests = paired_tests(pq, by if by else axes)
+    if not tests.empty:
+        write_csv(out / "paired_tests.csv", tests)
+        view = tests[["benchmark", "setting", "metric", "A", "B", "mean_A", "mean_B", "diff", "effect_size", "p_value", "n"]]
+        lines += ["## Paired tests", "",
+                  "Per-query values averaged over seeds, two-sided sign-flip randomisation test over queries "
+                  "(10,000 permutations); effect size = Cohen's d_z.", "",
+                  view.round(4).to_markdown(index=False), ""]
+    numeric = [a for a in axes if a in NUMERIC_AXES]
+    fits = []
+    for bench in sorted(results.benchmark.unique()):
+        for axis in numeric:
+            for metric in ("map", "rank_distance"):
+                files, fit = scaling_plot(results, axis, metric, bench, out / f"scaling_{bench}_{axis}_{metric}")
+                fits.append(fit)
+                lines += [f"![{metric} vs {axis} on {bench}]({files[0].name})", ""]
+        files = cross_heatmap(results, bench, f"{bench}: mAP by query / candidate language, all runs pooled",
+                              out / f"heatmap_{bench}")
+        lines += [f"## Language pairs on {bench}", "", f"![heatmap]({files[0].name})", ""]
+    if fits:
+        fit_table = pd.concat(fits, ignore_index=True)
+        write_csv(out / "fits.csv", fit_table)
+        lines += ["## Fits (metric = a + b · log2(axis) for counts, a + b · axis for ratios; bootstrap 95 % CI of b)", "",
+                  fit_table.round(4).to_markdown(index=False), ""]
+    write_text(out / "report.md", "\n".join(lines) + "\n")
+    return out / "report.md"

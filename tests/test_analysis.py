@@ -1,0 +1,64 @@
+"""Analysis: the statistics against references, and the report of a real small sweep."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from hybrid_sweep.analysis.stats import log_slope, mean_ci, paired_randomization
+from tests.conftest import ROOT
+
+
+def test_mean_ci_matches_scipy():
+    x = [0.61, 0.64, 0.58, 0.66]
+    m, half, n = mean_ci(x)
+    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+    assert (m, n) == (pytest.approx(np.mean(x)), 4) and half == pytest.approx((hi - lo) / 2)
+    assert np.isnan(mean_ci([0.5])[1])
+
+
+def test_log_slope_recovers_a_known_trend():
+    rng = np.random.default_rng(0)
+    x = np.repeat([1, 2, 4, 8, 16, 32], 3)
+    y = 0.2 + 0.05 * np.log2(x) + rng.normal(0, 0.005, len(x))
+    fit = log_slope(x, y)
+    assert fit["lo"] < fit["slope"] < fit["hi"] and fit["hi"] - fit["lo"] < 0.01
+    assert fit["slope"] == pytest.approx(0.05, abs=0.005)
+    lin = log_slope([0, 0.25, 0.5, 1.0], [1, 1.5, 2, 3], log=False)
+    assert lin["slope"] == pytest.approx(2.0)
+
+
+def test_paired_randomization_detects_shift_and_not_noise():
+    rng = np.random.default_rng(1)
+    a = rng.random(400)
+    shifted = paired_randomization(a + 0.05 + rng.normal(0, 0.05, 400), a)
+    assert shifted["p_value"] < 0.001 and shifted["diff"] == pytest.approx(0.05, abs=0.01)
+    null = [paired_randomization(a + rng.normal(0, 0.05, 400), a, n_perm=500, seed=s)["p_value"] for s in range(40)]
+    assert 0.2 < np.mean(null) < 0.8  # roughly uniform under no effect
+
+
+def test_report_of_a_small_sweep(tmp_path):
+    cmd = [sys.executable, "-m", "hybrid_sweep", "-m", "sampler.n_pairs=1,30", "train.seed=0,1", "train.max_steps=4",
+           "train.batch_size=8", "train.eval_every=0", "encoder.progress=false", "evals.synthetic.subset.articles=2",
+           f"results_root={tmp_path}"]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    out = tmp_path / "analysis"
+    report = (out / "report.md").read_text()
+    assert "Table 1: mAP" in report and "scaling_synthetic-test_n_pairs_map.png" in report
+    for name in ("table1_map.csv", "table2_rank_distance.csv", "fits.csv", "heatmap_synthetic-test.png",
+                 "heatmap_synthetic-test.svg", "scaling_synthetic-test_n_pairs_map.svg"):
+        assert (out / name).exists(), name
+    table = pd.read_csv(out / "table1_map.csv")
+    assert set(table.n) == {2} and table.ci.notna().all()  # two seeds per condition -> an interval
+    fits = pd.read_csv(out / "fits.csv")
+    assert set(fits.axis) == {"n_pairs"} and set(fits.setting) == {"mono", "cross", "multi"}
+
+
+def test_analyze_cli_errors(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "hybrid_sweep.analyze", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "no results.parquet" in res.stderr
