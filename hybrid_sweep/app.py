@@ -85,14 +85,18 @@ def _run_info(cfg, rid: str, wall: float) -> dict:
             "axes": axis_values(cfg), "wall_s": wall}
 
 
+def _job_number() -> int:
+    try:
+        return HydraConfig.get().job.num
+    except ValueError:  # not inside a Hydra job
+        return 0
+
+
 def _child_env(cfg) -> dict:
     env = dict(os.environ)
     gpus = [g for g in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
     if gpus and cfg.resources.get("gpu_slots", True):
-        try:
-            job = HydraConfig.get().job.num
-        except ValueError:
-            job = 0
+        job = _job_number()
         per = int(cfg.resources.get("nproc_per_node", 1))
         start = (job * per) % len(gpus)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[(start + i) % len(gpus)] for i in range(per))

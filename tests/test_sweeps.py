@@ -150,3 +150,28 @@ def test_wandb_offline_logging(tmp_path):
     for key in (b"synthetic-test/multi/rank_distance", b"train/loss", b"sampler.ratio.mono", b"seeds"):
         assert key in record, key
     assert b"WANDB_API_KEY" not in record
+
+
+def test_training_under_torchrun_two_processes(tmp_path):
+    """resources.nproc_per_node=2: the training stage runs under torchrun (gloo on CPU), one global batch
+    split across ranks; evaluation follows in one process."""
+    res = app("resources.nproc_per_node=2", "train.max_steps=4", "train.batch_size=8", "train.eval_every=2",
+              "train.save_every=2", "encoder.progress=false", "evals.synthetic.subset.articles=2", root=tmp_path)
+    assert res.returncode == 0, res.log[-3000:]
+    run_dir = next(tmp_path.glob("runs/*"))
+    steps = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps] == [0, 1, 2, 3]  # rank 0 logs once per step
+    assert (run_dir / "DONE").exists() and (run_dir / "metrics.parquet").exists()
+
+
+def test_gpu_slots_follow_the_job_number(monkeypatch):
+    from omegaconf import OmegaConf
+
+    from hybrid_sweep import app as app_module
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    cfg = OmegaConf.create({"resources": {"nproc_per_node": 2, "gpu_slots": True, "threads": 3}})
+    for job, expected in ((0, "0,1"), (1, "2,3"), (2, "0,1")):
+        monkeypatch.setattr(app_module, "_job_number", lambda job=job: job)
+        env = app_module._child_env(cfg)
+        assert env["CUDA_VISIBLE_DEVICES"] == expected and env["OMP_NUM_THREADS"] == "3"

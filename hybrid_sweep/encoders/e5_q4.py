@@ -9,6 +9,7 @@ scale and 16 bytes for 32 weights (low nibble = weight j, high nibble = weight j
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import logging
@@ -177,6 +178,11 @@ def convert_me5_small_q4(folder: Path, layers: int | None = None, max_length: in
 def me5_small_q4_folder(cache_dir: Path, layers: int | None = None) -> Path:
     """The cached sentence-transformers folder, built on first use."""
     folder = Path(cache_dir) / f"me5-small-q4-L{layers or 'all'}-v{FORMAT_VERSION}"
-    if not (folder / "modules.json").exists():
-        convert_me5_small_q4(folder, layers)
+    if (folder / "modules.json").exists():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".lock"), "a") as lock:  # parallel runs / ranks convert once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "modules.json").exists():
+            convert_me5_small_q4(folder, layers)
     return folder

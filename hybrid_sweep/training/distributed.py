@@ -56,3 +56,15 @@ def mean_scalar(value: float) -> float:
     t = torch.tensor([value], dtype=torch.float64)
     dist.all_reduce(t)
     return t.item() / world_size()
+
+
+def broadcast_parameters(params) -> None:
+    if world_size() == 1:
+        return
+    for p in params:
+        dist.broadcast(p.data, src=0)
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()

@@ -108,8 +108,15 @@ def train(cfg, output_dir: Path, tracker=None) -> dict:
         encoder = build_encoder(enc_cfg)
     else:
         texts = [x for c in corpora for x in c.texts()]
-        encoder = build_encoder(cfg.encoder, texts, output_dir / "init_model")
+        if rank == 0:  # built once (transformers saves on the main process only), then loaded by the others
+            encoder = build_encoder(cfg.encoder, texts, output_dir / "init_model")
+        dist.barrier()
+        if rank != 0:
+            enc_cfg = cfg.encoder.copy()
+            enc_cfg.path = str(output_dir / "init_model") if cfg.encoder.get("kind") == "tiny" else cfg.encoder.get("path")
+            encoder = build_encoder(enc_cfg, texts)
     model = encoder.model
+    dist.broadcast_parameters(model.parameters())  # every rank starts from rank 0's weights
     model.train()
     if t.gradient_checkpointing:
         model[0].auto_model.gradient_checkpointing_enable()
