@@ -1,7 +1,8 @@
 import sys
 
 from hybrid_sweep.app import main
-from hybrid_sweep.cli import hoist_multirun_flag
+from hybrid_sweep.cli import check_overrides, hoist_multirun_flag
 
+check_overrides(sys.argv)
 sys.argv = hoist_multirun_flag(sys.argv)
 main()

@@ -43,3 +43,31 @@ def hoist_multirun_flag(argv: list[str]) -> list[str]:
     it when it comes first, so ``+sweep=x -m train.max_steps=3`` would be rejected."""
     flags = [a for a in argv[1:] if a in ("-m", "--multirun")]
     return argv[:1] + flags + [a for a in argv[1:] if a not in ("-m", "--multirun")]
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Before Hydra composes anything: unknown config-group options (a preset, a sweep, a language set)
+    and a key given twice are one line on stderr and exit 2, instead of Hydra's multi-line reports."""
+    conf = Path(CONF_DIR)
+    seen: dict[str, str] = {}
+    for arg in argv[1:]:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        bare = key.lstrip("+~")
+        group = bare.split("@", 1)[0]
+        if bare in seen and seen[bare] != value:
+            _exit(f"{bare}: given twice ({seen[bare]!r} and {value!r}); keep one")
+        seen[bare] = value
+        folder = conf / group
+        if "." in group or group.startswith("hydra") or not folder.is_dir() or key.startswith("~") or value in ("", "null"):
+            continue
+        options = sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "base")
+        for option in value.split(","):
+            if option not in options:
+                _exit(f"{group}: unknown option {option!r}; available: {', '.join(options)}")
+
+
+def _exit(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)

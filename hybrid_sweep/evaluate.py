@@ -76,4 +76,9 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from hybrid_sweep.cli import check_overrides
+
+    check_overrides(sys.argv)
     main()

@@ -75,3 +75,17 @@ def test_data_root_precedence(tmp_path, monkeypatch):
     monkeypatch.delenv(download.ENV_VAR)
     root, supplied = download.data_root(None)
     assert not supplied and root.name == "data"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["encoder=bert_large"], "error: encoder: unknown option 'bert_large'; available: labse,"),
+    (["+sweep=nope", "-m"], "error: sweep: unknown option 'nope'"),
+    (["sampler=mono", "sampler=cross"], "error: sampler: given twice ('mono' and 'cross'); keep one"),
+    (["-m", "sampler=mono,crosss"], "error: sampler: unknown option 'crosss'"),
+])
+def test_unknown_presets_and_conflicting_overrides(tmp_path, args, message):
+    res = subprocess.run([sys.executable, "-m", "hybrid_sweep", *args, f"results_root={tmp_path}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()] and res.stderr.startswith(message)
+    assert not any(tmp_path.iterdir())
