@@ -21,6 +21,7 @@ from transformers import get_linear_schedule_with_warmup
 from hybrid_sweep.data.train_loading import load_training_data
 from hybrid_sweep.encoders import build_encoder
 from hybrid_sweep.errors import ConfigError, HybridSweepError
+from hybrid_sweep.io import write_text
 from hybrid_sweep.sampling import HybridBatchSampler
 from hybrid_sweep.training import distributed as dist
 from hybrid_sweep.training.checkpoint import latest_checkpoint, load_state, save_checkpoint
@@ -83,7 +84,7 @@ def _set_rng_state(state: dict) -> None:
 def _trim_log(path: Path, below_step: int) -> None:
     if path.exists():
         lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] < below_step]
-        path.write_text("".join(ln + "\n" for ln in lines))
+        write_text(path, "".join(ln + "\n" for ln in lines))
 
 
 def train(cfg, output_dir: Path, tracker=None) -> dict:
