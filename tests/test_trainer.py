@@ -89,3 +89,11 @@ def test_grad_cache_path_trains(tmp_path):
     summary, _ = _train(tmp_path, "train.max_steps=3", "train.grad_cache.enabled=true", "train.grad_cache.chunk_size=5",
                         "train.eval_every=0")
     assert summary["steps"] == 3 and torch.isfinite(torch.tensor([r["loss"] for r in _log(tmp_path)])).all()
+
+
+def test_resume_drops_a_torn_log_line(tmp_path):
+    _train(tmp_path, "train.max_steps=5", "train.schedule_steps=10", "train.eval_every=0")
+    with open(tmp_path / "train_log.jsonl", "a") as f:
+        f.write('{"step": 5, "loss": 1.2')  # killed mid-line
+    _train(tmp_path, "train.max_steps=10", "train.eval_every=0")
+    assert [r["step"] for r in _log(tmp_path)] == list(range(10))

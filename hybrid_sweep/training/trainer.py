@@ -82,9 +82,17 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _trim_log(path: Path, below_step: int) -> None:
-    if path.exists():
-        lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] < below_step]
-        write_text(path, "".join(ln + "\n" for ln in lines))
+    """Keep the records of the steps a resumed run will not redo (and drop a line torn by a kill)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] < below_step:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    write_text(path, "".join(ln + "\n" for ln in kept))
 
 
 def train(cfg, output_dir: Path, tracker=None) -> dict:
