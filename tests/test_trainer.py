@@ -97,3 +97,10 @@ def test_resume_drops_a_torn_log_line(tmp_path):
         f.write('{"step": 5, "loss": 1.2')  # killed mid-line
     _train(tmp_path, "train.max_steps=10", "train.eval_every=0")
     assert [r["step"] for r in _log(tmp_path)] == list(range(10))
+
+
+def test_gradient_checkpointing_gives_the_same_first_loss(tmp_path):
+    plain, _ = _train(tmp_path / "a", "train.max_steps=2", "train.eval_every=0")
+    ckpt, _ = _train(tmp_path / "b", "train.max_steps=2", "train.eval_every=0", "train.gradient_checkpointing=true")
+    a, b = _log(tmp_path / "a"), _log(tmp_path / "b")
+    assert a[0]["loss"] == pytest.approx(b[0]["loss"], rel=1e-5)
