@@ -31,6 +31,11 @@ def _train_stage(cfg, run_dir: Path, tracker) -> Path | None:
         from hybrid_sweep.training import distributed as dist
         from hybrid_sweep.training.trainer import train
 
+        if cfg.get("pretrain", {}).get("enabled", False):
+            from hybrid_sweep.training.pretrain import pretrained_model
+
+            start = pretrained_model(cfg, run_dir.parent.parent)  # <results_root>/cache/pretrain/<key>
+            cfg = OmegaConf.merge(cfg, {"encoder": {"path": str(start), "query_prefix": None, "passage_prefix": None}})
         summary = train(cfg, run_dir, tracker)
         if dist.rank() == 0:
             write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))

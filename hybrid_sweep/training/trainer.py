@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
@@ -117,13 +118,14 @@ def train(cfg, output_dir: Path, tracker=None) -> dict:
         encoder = build_encoder(enc_cfg)
     else:
         texts = [x for c in corpora for x in c.texts()]
-        if rank == 0:  # built once (transformers saves on the main process only), then loaded by the others
-            encoder = build_encoder(cfg.encoder, texts, output_dir / "init_model")
-        dist.barrier()
-        if rank != 0:
-            enc_cfg = cfg.encoder.copy()
-            enc_cfg.path = str(output_dir / "init_model") if cfg.encoder.get("kind") == "tiny" else cfg.encoder.get("path")
-            encoder = build_encoder(enc_cfg, texts)
+        if cfg.encoder.get("path") or cfg.encoder.get("kind") != "tiny":
+            encoder = build_encoder(cfg.encoder, texts)
+        else:  # a new tiny model: built once (transformers saves on the main process only), loaded by the rest
+            if rank == 0:
+                encoder = build_encoder(cfg.encoder, texts, output_dir / "init_model")
+            dist.barrier()
+            if rank != 0:
+                encoder = build_encoder(OmegaConf.merge(cfg.encoder, {"path": str(output_dir / "init_model")}))
     model = encoder.model
     dist.broadcast_parameters(model.parameters())  # every rank starts from rank 0's weights
     model.train()

@@ -1,0 +1,128 @@
+"""Continued masked-language-model pre-training (research question 4), a cached stage.
+
+The checkpoint is keyed by the hash of what it depends on (encoder, pre-training settings and the text
+it reads) and stored once under ``<results_root>/cache/pretrain/<key>/``, so every fine-tuning run that
+starts from it (other seeds, other samplers) shares it. Concurrent runs wait on the key's lock rather
+than compute it twice. Text: the passages of the training data in the chosen languages (offline), or a
+``datasets`` source per language (Wikipedia / CC-100 style) for users with internet.
+
+Languages: ``base_languages`` always, plus the first ``n_low_resource`` of ``low_resource`` (the axis).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
+
+from hybrid_sweep.data.train_loading import load_training_data
+from hybrid_sweep.encoders import build_encoder
+from hybrid_sweep.errors import ConfigError, DataError
+from hybrid_sweep.io import write_text
+from hybrid_sweep.runs.store import config_hash
+
+log = logging.getLogger(__name__)
+
+
+def pretrain_languages(p) -> list[str]:
+    low = list(p.get("low_resource") or [])
+    n = int(p.get("n_low_resource", 0))
+    if not 0 <= n <= len(low):
+        raise ConfigError("pretrain.n_low_resource", f"must be in 0..{len(low)} (the low_resource list), got {n}")
+    langs = list(p.get("base_languages") or []) + low[:n]
+    if not langs:
+        raise ConfigError("pretrain.base_languages", "no language to pre-train on")
+    return langs
+
+
+def pretrain_key(cfg) -> str:
+    deps = {"encoder": {k: v for k, v in OmegaConf.to_container(cfg.encoder, resolve=True).items()
+                        if k not in ("progress", "device", "cache_dir", "batch_size")},
+            "pretrain": OmegaConf.to_container(cfg.pretrain, resolve=True) | {"languages": pretrain_languages(cfg.pretrain)},
+            "data": OmegaConf.to_container(cfg.data, resolve=True), "synthetic": OmegaConf.to_container(cfg.synthetic, resolve=True)}
+    deps["pretrain"].pop("n_low_resource", None)  # the resolved language list is what matters
+    return config_hash(deps)
+
+
+def _texts(cfg, corpora, langs: list[str]) -> dict[str, list[str]]:
+    src = cfg.pretrain.get("text_source", "training_data")
+    if src == "training_data":
+        out: dict[str, list[str]] = {}
+        for c in corpora:
+            for g in c.groups:
+                for lang, ex in g.items.items():
+                    if lang in langs:
+                        out.setdefault(lang, []).extend(t for t in (ex.positive, *ex.negatives) if t)
+        return {lang: sorted(set(v)) for lang, v in out.items()}
+    if src == "hub":
+        import datasets
+
+        out = {}
+        for lang in langs:
+            spec = dict(cfg.pretrain.hub[lang]) if lang in cfg.pretrain.hub else None
+            if spec is None:
+                raise ConfigError("pretrain.hub", f"no text source for language {lang!r}")
+            field, limit = spec.pop("text_field", "text"), spec.pop("max_texts", None)
+            path, split = spec.pop("path"), spec.pop("split", "train")
+            try:
+                rows = datasets.load_dataset(path, split=split, **spec)
+            except (FileNotFoundError, ConnectionError, OSError, ValueError) as err:
+                raise DataError(f"{path} [{lang}]", f"cannot load ({type(err).__name__}); offline? use text_source=training_data") from None
+            out[lang] = [r[field] for i, r in enumerate(rows) if limit is None or i < limit]
+        return out
+    raise ConfigError("pretrain.text_source", f"unknown source {src!r}; training_data or hub")
+
+
+def continued_mlm(cfg, out: Path) -> None:
+    p = cfg.pretrain
+    corpora, _, _ = load_training_data(cfg)
+    langs = pretrain_languages(p)
+    encoder = build_encoder(cfg.encoder, [x for c in corpora for x in c.texts()], out / "init_model")
+    texts = [t for lang, ts in sorted(_texts(cfg, corpora, langs).items()) for t in ts]
+    if not texts:
+        raise DataError(str(out), f"no pre-training text in languages {langs}")
+    base = encoder.model[0].auto_model
+    tokenizer = encoder.model[0].tokenizer
+    torch.manual_seed(p.seed)
+    mlm = AutoModelForMaskedLM.from_config(base.config)
+    mlm.base_model.load_state_dict(base.state_dict(), strict=False)
+    mlm.train()
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=p.mlm_probability)  # masks from torch.manual_seed
+    optimizer = torch.optim.AdamW(mlm.parameters(), lr=p.lr, weight_decay=0.01, fused=True)
+    rng = np.random.default_rng(p.seed)
+    start, records = time.perf_counter(), []
+    for step in range(p.max_steps):
+        batch_texts = [texts[i] for i in rng.choice(len(texts), size=min(p.batch_size, len(texts)), replace=False)]
+        enc = tokenizer(batch_texts, truncation=True, max_length=p.max_length)
+        batch = collator([{"input_ids": ids} for ids in enc["input_ids"]])
+        loss = mlm(input_ids=batch["input_ids"], labels=batch["labels"],
+                   attention_mask=(batch["input_ids"] != tokenizer.pad_token_id).long()).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(mlm.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        records.append({"step": step, "loss": loss.item(), "elapsed_s": time.perf_counter() - start})
+    base.load_state_dict(mlm.base_model.state_dict(), strict=False)
+    encoder.save(out / "model")
+    write_text(out / "pretrain_log.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    write_text(out / "pretrain.json", json.dumps({"languages": langs, "texts": len(texts), "steps": p.max_steps}))
+
+
+def pretrained_model(cfg, results_root: Path) -> Path:
+    """The cached pre-trained sentence-transformers folder for ``cfg`` (computed once)."""
+    folder = Path(results_root) / "cache" / "pretrain" / pretrain_key(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another run computing the same checkpoint: wait for it
+        if not (folder / "DONE").exists():
+            log.info("continued pre-training into %s", folder)
+            continued_mlm(cfg, folder)
+            write_text(folder / "DONE", "")
+    return folder / "model"
