@@ -19,7 +19,7 @@ QUICK = ["train.max_steps=2", "train.batch_size=8", "train.eval_every=0", "encod
          "evals.synthetic.subset.articles=2", "encoder.tiny.hidden=32",
          "encoder.tiny.intermediate=64"]
 SWEEP_SIZES = {"language_pairs": 18, "mix_ratio": 21, "train_languages": 15, "encoders": 21,
-               "encoders_offline": 6, "seeds": 5, "low_resource_pretrain": 12}
+               "encoders_offline": 6, "seeds": 5, "low_resource_pretrain": 12, "synthetic_languages": 15}
 RUN_LINE = re.compile(r"^([0-9a-f]{12})  (\w+)\s+(.*)$")
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from hybrid_sweep.analysis.plots import cross_heatmap, scaling_plot
-from hybrid_sweep.analysis.tables import (NUMERIC_AXES, paired_tests, per_query_frame, summary, varying_axes,
-                                          wide_markdown)
+from hybrid_sweep.analysis.tables import (NUMERIC_AXES, language_groups, paired_tests, per_query_frame, summary,
+                                          varying_axes, wide_markdown)
 from hybrid_sweep.io import write_csv, write_text
 
 
@@ -45,6 +45,14 @@ def analyze(root: Path) -> Path:
         md = wide_markdown(table, axes)
         write_text(out / f"{stem}.md", md + "\n")
         lines += [f"## {title}", "", md, "", f"CSV: [{stem}.csv]({stem}.csv)", ""]
+    groups = language_groups(results, _resource_levels(root, runs), axes)
+    if not groups.empty:
+        write_csv(out / "language_groups.csv", groups)
+        wide = groups.pivot_table(index=["benchmark", "grouping", "group", *axes], columns="setting", values="value",
+                                  dropna=False).dropna(how="all").round(3).reset_index()
+        lines += ["## By language group (resource level; seen / unseen in training)", "",
+                  "mAP averaged over the query languages of a group, their candidate languages and seeds.", "",
+                  wide.to_markdown(index=False), ""]
     pq = per_query_frame(root, runs)
     tests = paired_tests(pq, by if by else axes)
     if not tests.empty:
@@ -72,3 +80,14 @@ def analyze(root: Path) -> Path:
                   fit_table.round(4).to_markdown(index=False), ""]
     write_text(out / "report.md", "\n".join(lines) + "\n")
     return out / "report.md"
+
+
+def _resource_levels(root: Path, runs: pd.DataFrame) -> dict[str, str]:
+    """Language -> resource level, from the synthetic benchmark's config of any finished run."""
+    from omegaconf import OmegaConf
+
+    for run_id in runs[runs.status == "done"].run_id:
+        cfg = OmegaConf.load(Path(root) / "runs" / run_id / "config.yaml")
+        if "synthetic" in cfg:
+            return {lang.code: lang.resource for lang in cfg.synthetic.languages}
+    return {}

@@ -80,3 +80,20 @@ def paired_tests(per_query: pd.DataFrame, by: list[str], max_conditions: int = 8
                 rows.append({"benchmark": bench, "setting": setting, "metric": metric, "A": a, "B": b,
                              "mean_A": both[a].mean(), "mean_B": both[b].mean(), **res})
     return pd.DataFrame(rows)
+
+
+def language_groups(results: pd.DataFrame, resource: dict[str, str], by: list[str]) -> pd.DataFrame:
+    """mAP per query language grouped by resource level and by seen / unseen in training: condition x
+    setting x group -> mean over languages, doc languages and seeds (benchmark languages only)."""
+    rows = results[(results.query_lang != "avg") & (results.metric == "map")].copy()
+    if rows.empty:
+        return rows
+    rows["level"] = rows.query_lang.map(resource).fillna("unknown")
+    langs = rows.train_langs.fillna("").astype(str).str.split(",")
+    rows["seen"] = [q in ls or ls == ["all"] for q, ls in zip(rows.query_lang, langs)]
+    rows["seen"] = rows["seen"].map({True: "seen", False: "unseen"})
+    out = []
+    for group in ("level", "seen"):
+        g = rows.groupby(["benchmark", *by, "setting", group], dropna=False).value.mean().reset_index()
+        out.append(g.rename(columns={group: "group"}).assign(grouping=group))
+    return pd.concat(out, ignore_index=True)

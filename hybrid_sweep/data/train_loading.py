@@ -9,7 +9,7 @@ from hybrid_sweep.data.hub_sources import load_hub_corpus
 from hybrid_sweep.data.lareqa import LAREQA_BENCHMARKS, load_lareqa
 from hybrid_sweep.data.synthetic import synthetic_benchmark
 from hybrid_sweep.data.training import (TrainCorpus, TrainGroup, check_languages, corpus_from_benchmark,
-                                        corpus_from_rows, read_rows)
+                                        corpus_from_rows, read_rows, to_pivot)
 from hybrid_sweep.errors import ConfigError
 
 SOURCE_KINDS = ("synthetic", "lareqa", "file", "hub")
@@ -72,6 +72,11 @@ def load_training_data(cfg) -> tuple[list[TrainCorpus], TrainCorpus | None, list
     elif dev_cfg.get("kind"):
         dev = load_source(dev_cfg, cfg)
     corpora = [c.restrict(languages, budgets) for c in corpora]
+    pivot = cfg.data.get("pivot")
+    if pivot:
+        if pivot not in languages:
+            raise ConfigError("data.pivot", f"{pivot!r} is not a training language ({', '.join(languages)})")
+        corpora = [to_pivot(c, pivot) for c in corpora]
     corpora = [c for c in corpora if c.groups]
     if dev is not None:
         dev_langs = dev_cfg.get("languages") or languages

@@ -148,3 +148,15 @@ def check_languages(corpus: TrainCorpus, languages: list[str], key: str = "data.
     missing = [lang for lang in languages if lang not in corpus.languages]
     if missing:
         raise ConfigError(key, f"{corpus.name} has no language {missing[0]!r}; available: {', '.join(corpus.languages)}")
+
+
+def to_pivot(corpus: TrainCorpus, pivot: str) -> TrainCorpus:
+    """SWIM-IR-style structure: queries in every language, passages only in ``pivot``. Each group keeps the
+    pivot's full example and the other languages' queries, so the only pairs are X->pivot (and pivot mono)."""
+    groups = []
+    for g in corpus.groups:
+        if pivot not in g.items:
+            continue
+        items = {lang: (ex if lang == pivot else Example(ex.query, None)) for lang, ex in g.items.items()}
+        groups.append(TrainGroup(g.group, items))
+    return TrainCorpus(f"{corpus.name}-pivot-{pivot}", groups, corpus.parallel)
