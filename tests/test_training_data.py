@@ -123,7 +123,7 @@ def test_bad_holdout_fraction(data_root):
 def test_pivot_makes_swim_ir_style_data():
     corpora, _, langs = load_training_data(compose("data=synthetic_swim", "+langs=syn3", config_name="train"))
     c = corpora[0]
-    assert langs == ["qca", "qga", "qla"]
+    assert langs == ["qla", "qca", "qga"]
     assert c.groups_for("qca", "qla") and c.groups_for("qga", "qla") and c.groups_for("qla", "qla")
     assert not c.groups_for("qca", "qca") and not c.groups_for("qla", "qca") and not c.groups_for("qca", "qga")
     with pytest.raises(ConfigError, match="^data.pivot: 'qka' is not a training language"):
