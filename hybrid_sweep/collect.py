@@ -23,7 +23,8 @@ from hybrid_sweep.runs.store import all_runs
 NOT_VARIANT = ("train.seed=", "results_root=", "encoder.progress=", "plan=", "+sweep=", "sweep_name=", "hydra",
                "resources.", "logger=")
 AXIS_COLUMNS = ("encoder", "data", "sampler", "ratio_mono", "ratio_cross", "ratio_multi", "n_pairs",
-                "train_langs", "n_train_langs", "seed", "max_steps", "batch_size", "lr", "trained")
+                "train_langs", "n_train_langs", "pretrain_low_resource", "seed", "max_steps", "batch_size", "lr",
+                "trained")
 
 
 def axis_values(cfg, train_summary: dict | None = None) -> dict:
@@ -41,6 +42,8 @@ def axis_values(cfg, train_summary: dict | None = None) -> dict:
         "n_pairs": cfg.sampler.get("n_pairs") if trained else None,
         "train_langs": ",".join(sorted(langs)) if langs else ("all" if trained else None),
         "n_train_langs": len(langs) if langs else None,
+        "pretrain_low_resource": (cfg.pretrain.get("n_low_resource", 0)
+                                  if cfg.get("pretrain", {}).get("enabled", False) else None),
         "seed": cfg.train.seed if trained else None,
         "max_steps": cfg.train.max_steps if trained else 0,
         "batch_size": cfg.train.batch_size if trained else None,

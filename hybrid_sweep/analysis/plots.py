@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 
 from hybrid_sweep.analysis.stats import log_slope, mean_ci  # noqa: E402
 
+LOG_AXES = ("n_pairs", "n_train_langs", "max_steps", "batch_size", "lr")
 SETTING_STYLE = {"mono": ("#1b9e77", "o"), "cross": ("#d95f02", "s"), "multi": ("#7570b3", "^")}
 STYLE = {"figure.dpi": 120, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
          "axes.spines.right": False, "font.size": 10}
@@ -32,7 +33,7 @@ def scaling_plot(results: pd.DataFrame, axis: str, metric: str, benchmark: str, 
     """One line per setting: the macro-average ``metric`` against ``axis``; returns files and the fits."""
     avg = results[(results.query_lang == "avg") & (results.metric == metric) & (results.benchmark == benchmark)]
     fits = []
-    log_axis = not axis.startswith("ratio_")  # counts scale in doublings; ratios linearly
+    log_axis = axis in LOG_AXES  # counts scale in doublings; ratios and small counts with 0 linearly
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
         for setting, grp in avg.groupby("setting"):

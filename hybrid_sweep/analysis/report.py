@@ -76,7 +76,8 @@ def analyze(root: Path) -> Path:
     if fits:
         fit_table = pd.concat(fits, ignore_index=True)
         write_csv(out / "fits.csv", fit_table)
-        lines += ["## Fits (metric = a + b · log2(axis) for counts, a + b · axis for ratios; bootstrap 95 % CI of b)", "",
+        lines += ["## Fits (metric = a + b · log2(axis) for pairs, languages and steps; a + b · axis otherwise; "
+                  "bootstrap 95 % CI of b)", "",
                   fit_table.round(4).to_markdown(index=False), ""]
     write_text(out / "report.md", "\n".join(lines) + "\n")
     return out / "report.md"

@@ -11,7 +11,7 @@ import pandas as pd
 from hybrid_sweep.analysis.stats import mean_ci, paired_randomization
 from hybrid_sweep.collect import AXIS_COLUMNS
 
-NUMERIC_AXES = ("n_pairs", "n_train_langs", "ratio_mono", "ratio_cross", "ratio_multi", "max_steps", "lr",
+NUMERIC_AXES = ("n_pairs", "n_train_langs", "pretrain_low_resource", "ratio_mono", "ratio_cross", "ratio_multi", "max_steps", "lr",
                 "batch_size")
 IGNORED = ("seed", "run_id", "sweep", "trained")
 
