@@ -104,3 +104,11 @@ def test_gradient_checkpointing_gives_the_same_first_loss(tmp_path):
     ckpt, _ = _train(tmp_path / "b", "train.max_steps=2", "train.eval_every=0", "train.gradient_checkpointing=true")
     a, b = _log(tmp_path / "a"), _log(tmp_path / "b")
     assert a[0]["loss"] == pytest.approx(b[0]["loss"], rel=1e-5)
+
+
+def test_one_language_validation_set_with_cross_batches(tmp_path, data_root):
+    """MLQA-R with the paper's English held-out set: validation batches are monolingual even when
+    training is cross-lingual with a few pairs (regression: this used to fail at start-up)."""
+    summary, _ = _train(tmp_path, "data=mlqa_r", f"paths.data_root={data_root}", "sampler=cross", "sampler.n_pairs=3",
+                        "train.max_steps=2", "train.eval_every=2", "train.batch_size=8")
+    assert summary["steps"] == 2 and math.isfinite(summary["best_val_loss"])

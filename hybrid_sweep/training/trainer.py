@@ -37,9 +37,15 @@ class TrainingError(HybridSweepError):
     pass
 
 
-def make_sampler(cfg, corpora, languages, seed) -> HybridBatchSampler:
+def make_sampler(cfg, corpora, languages, seed, validation: bool = False) -> HybridBatchSampler:
+    """The training sampler; with ``validation``: every language pair of the held-out set (so validation
+    loss is comparable across ``n_pairs``), and monolingual batches only for a one-language set."""
     s = cfg.sampler
-    return HybridBatchSampler(corpora, languages, cfg.train.batch_size, dict(s.ratio), s.get("n_pairs"),
+    ratio, n_pairs = dict(s.ratio), s.get("n_pairs")
+    if validation:
+        n_pairs = None
+        ratio = {"mono": 1.0} if len(languages) < 2 else ratio
+    return HybridBatchSampler(corpora, languages, cfg.train.batch_size, ratio, n_pairs,
                               s.get("pair_seed", 0), seed, s.get("weights"), s.get("n_negatives", 1))
 
 
@@ -106,8 +112,8 @@ def train(cfg, output_dir: Path, tracker=None) -> dict:
     sampler = make_sampler(cfg, corpora, languages, t.seed)
     val_batches = []
     if dev is not None and t.eval_every:
-        vs = make_sampler(cfg, [dev], [lang for lang in languages if lang in dev.languages] or dev.languages,
-                          t.seed + VAL_SEED_OFFSET)
+        dev_langs = [lang for lang in languages if lang in dev.languages] or dev.languages
+        vs = make_sampler(cfg, [dev], dev_langs, t.seed + VAL_SEED_OFFSET, validation=True)
         val_batches = [vs.batch_at(i).shard(rank, world) for i in range(t.val_batches)]
     ckpt_root = output_dir / "checkpoints"
     resume_from = latest_checkpoint(ckpt_root) if t.resume else None
