@@ -81,3 +81,15 @@ def test_rank_distance_and_first_rank_by_hand():
     assert m["first_rank"].item() == 2
     assert m["rank_distance"].item() == 3  # ranks 2 and 5
     assert m["map"].item() == pytest.approx((1 / 2 + 2 / 5) / 2)
+
+
+def test_faiss_topk_agrees_with_exact_search():
+    from hybrid_sweep.evaluation.search import faiss_topk
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(20, 16, generator=g), dim=1)
+    d = torch.nn.functional.normalize(torch.randn(300, 16, generator=g), dim=1)
+    scores, ids = faiss_topk(q.numpy(), d.numpy(), 10)
+    vals, cols = topk_tie_rule(q @ d.T, 10)
+    assert (ids == cols.numpy()).all()
+    np.testing.assert_allclose(scores, vals.numpy(), rtol=1e-5, atol=1e-6)

@@ -8,7 +8,7 @@ from hybrid_sweep.data.download import data_root, ensure_lareqa_file
 from hybrid_sweep.data.hub_sources import load_hub_corpus
 from hybrid_sweep.data.lareqa import LAREQA_BENCHMARKS, load_lareqa
 from hybrid_sweep.data.synthetic import synthetic_benchmark
-from hybrid_sweep.data.training import (TrainCorpus, TrainGroup, check_languages, corpus_from_benchmark,
+from hybrid_sweep.data.training import (TrainCorpus, check_languages, corpus_from_benchmark,
                                         corpus_from_rows, read_rows, to_pivot)
 from hybrid_sweep.errors import ConfigError
 
@@ -85,4 +85,4 @@ def load_training_data(cfg) -> tuple[list[TrainCorpus], TrainCorpus | None, list
     return corpora, dev, languages
 
 
-__all__ = ["load_training_data", "split_holdout", "TrainGroup"]
+__all__ = ["load_training_data", "split_holdout"]
