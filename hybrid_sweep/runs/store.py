@@ -43,8 +43,10 @@ def semantic_config(cfg: DictConfig) -> dict:
         for key in NON_SEMANTIC_EVAL:
             ev.pop(key, None)
     if not (data.get("train") or {}).get("enabled", True):
-        for key in ("train", "sampler", "data"):  # zero-shot runs do not depend on training settings
+        for key in ("train", "sampler", "data", "pretrain"):  # zero-shot runs do not depend on training settings
             data.pop(key, None)
+    if not (data.get("pretrain") or {}).get("enabled", False):
+        data.pop("pretrain", None)  # a disabled stage does not change results
     return data
 
 
