@@ -25,4 +25,9 @@ class CollectResults(Callback):
         if analyze and not results.empty:
             from hybrid_sweep.analysis.report import analyze as write_report
 
-            print(f"report: {write_report(Path(config.results_root))}")
+            report = write_report(Path(config.results_root))
+            print(f"report: {report}")
+            if config.get("logger", {}).get("name") == "wandb":
+                from hybrid_sweep.tracking import log_analysis
+
+                log_analysis(config, report.parent)

@@ -60,3 +60,20 @@ def make_tracker(cfg, run_dir: Path, rank: int = 0) -> NullTracker:
     name = " ".join(f"{k}={v}" for k, v in axes.items() if v is not None and k in
                     ("encoder", "sampler", "n_pairs", "train_langs", "ratio_mono", "ratio_cross", "seed"))
     return WandbTracker(cfg, run_dir, name, Path(run_dir).name)
+
+
+def log_analysis(cfg, folder: Path) -> None:
+    """Log a results root's analysis (CSV tables, PNG figures) as one W&B run in the sweep's group."""
+    import pandas as pd
+    import wandb
+
+    run = wandb.init(project=cfg.logger.project, entity=cfg.logger.get("entity"), group=cfg.get("sweep_name"),
+                     name=f"{cfg.get('sweep_name')} analysis", job_type="analysis", dir=str(folder),
+                     mode=cfg.logger.get("mode", "offline"), reinit="finish_previous")
+    try:
+        for csv in sorted(Path(folder).glob("*.csv")):
+            run.log({f"tables/{csv.stem}": wandb.Table(dataframe=pd.read_csv(csv))})
+        for png in sorted(Path(folder).glob("*.png")):
+            run.log({f"figures/{png.stem}": wandb.Image(str(png))})
+    finally:
+        run.finish()

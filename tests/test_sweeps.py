@@ -150,6 +150,8 @@ def test_wandb_offline_logging(tmp_path):
     for key in (b"synthetic-test/multi/rank_distance", b"train/loss", b"sampler.ratio.mono", b"seeds"):
         assert key in record, key
     assert b"WANDB_API_KEY" not in record
+    analysis = list((tmp_path / "analysis" / "wandb").glob("offline-run-*/*.wandb"))
+    assert len(analysis) == 1 and b"tables/table1_map" in analysis[0].read_bytes()
 
 
 def test_training_under_torchrun_two_processes(tmp_path):
