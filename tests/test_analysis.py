@@ -49,7 +49,7 @@ def test_report_of_a_small_sweep(tmp_path):
     out = tmp_path / "analysis"
     report = (out / "report.md").read_text()
     assert "Table 1: mAP" in report and "scaling_synthetic-test_n_pairs_map.png" in report
-    for name in ("table1_map.csv", "table2_rank_distance.csv", "fits.csv", "heatmap_synthetic-test.png",
+    for name in ("table1_map.csv", "table1_map.tex", "table2_rank_distance.csv", "fits.csv", "heatmap_synthetic-test.png",
                  "heatmap_synthetic-test.svg", "scaling_synthetic-test_n_pairs_map.svg"):
         assert (out / name).exists(), name
     table = pd.read_csv(out / "table1_map.csv")

@@ -44,6 +44,7 @@ def analyze(root: Path) -> Path:
         write_csv(out / f"{stem}.csv", table)
         md = wide_markdown(table, axes)
         write_text(out / f"{stem}.md", md + "\n")
+        write_text(out / f"{stem}.tex", _latex(table, axes))
         lines += [f"## {title}", "", md, "", f"CSV: [{stem}.csv]({stem}.csv)", ""]
     groups = language_groups(results, _resource_levels(root, runs), axes)
     if not groups.empty:
@@ -92,3 +93,13 @@ def _resource_levels(root: Path, runs: pd.DataFrame) -> dict[str, str]:
         if "synthetic" in cfg:
             return {lang.code: lang.resource for lang in cfg.synthetic.languages}
     return {}
+
+
+def _latex(table: pd.DataFrame, by: list[str]) -> str:
+    """The wide table as a LaTeX tabular (mean \\pm CI)."""
+    cells = table.assign(cell=[f"{m:.3f}" + ("" if pd.isna(c) else f" $\\pm$ {c:.3f}") for m, c in zip(table["mean"], table["ci"])])
+    wide = cells.pivot_table(index=["benchmark", *by], columns="setting", values="cell", aggfunc="first").reset_index()
+    wide.columns = [str(c).replace("_", "\\_") for c in wide.columns]
+    for col in wide.columns[: len(by) + 1]:
+        wide[col] = wide[col].astype(str).str.replace("_", "\\_")
+    return wide.to_latex(index=False, escape=False)
