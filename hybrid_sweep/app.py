@@ -150,6 +150,10 @@ def run_one(cfg: DictConfig) -> str:
     if rd.done:
         log.info("%s done, skipped (%s)", rid, axes)
         return "done"
+    try:
+        rd.path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError("results_root", f"cannot write to {root} ({err.strerror or type(err).__name__})") from None
     with rd.lock() as owned:
         if not owned:
             log.info("%s running in another process, skipped (%s)", rid, axes)

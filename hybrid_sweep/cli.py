@@ -71,3 +71,15 @@ def check_overrides(argv: list[str]) -> None:
 def _exit(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
+
+
+def check_output_root(argv: list[str], key: str = "results_root") -> None:
+    """Hydra creates its log folder under the results root before any of our code runs: check that the
+    root can be created, so an unwritable one is one line rather than a traceback."""
+    for arg in argv[1:]:
+        if arg.startswith(f"{key}="):
+            root = Path(arg.split("=", 1)[1]).expanduser()
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                _exit(f"{key}: cannot write to {root} ({err.strerror or type(err).__name__})")

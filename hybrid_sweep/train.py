@@ -46,7 +46,8 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     import sys
 
-    from hybrid_sweep.cli import check_overrides
+    from hybrid_sweep.cli import check_output_root, check_overrides
 
     check_overrides(sys.argv)
+    check_output_root(sys.argv, "output_dir")
     main()

@@ -89,3 +89,19 @@ def test_unknown_presets_and_conflicting_overrides(tmp_path, args, message):
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [res.stderr.strip()] and res.stderr.startswith(message)
     assert not any(tmp_path.iterdir())
+
+
+def test_unwritable_results_root_is_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    res = subprocess.run([sys.executable, "-m", "hybrid_sweep", f"results_root={blocker / 'sub'}",
+                          "train.max_steps=1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[-1].startswith(f"error: results_root: cannot write to {blocker / 'sub'}")
+
+
+def test_missing_data_root_is_one_line(tmp_path):
+    res = _run(f"output_dir={tmp_path / 'ev'}", "eval=xquad_r", f"paths.data_root={tmp_path / 'nowhere'}")
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()] and "file not found (data root" in res.stderr
+    assert not (tmp_path / "ev" / "metrics.parquet").exists()
