@@ -27,6 +27,7 @@ from hybrid_sweep.cli import CONF_DIR, EXIT_USER_ERROR, user_errors
 from hybrid_sweep.collect import axis_values
 from hybrid_sweep.data.loading import validate_eval_config
 from hybrid_sweep.errors import ConfigError, HybridSweepError
+from hybrid_sweep.faults import fault_point
 from hybrid_sweep.io import write_text
 from hybrid_sweep.runs.store import RunDir, config_hash, run_id
 from hybrid_sweep.runs.worker import ERROR_FILE, preload, run_forked
@@ -170,6 +171,7 @@ def run_one(cfg: DictConfig) -> str:
             rd.mark_failed(str(err))
             raise
         write_text(rd.path / "run.json", json.dumps(_run_info(cfg, rid, time.perf_counter() - start), indent=2))
+        fault_point("before_done")
         rd.mark_done()
         log.info("%s done in %.1f s", rid, time.perf_counter() - start)
         return "done"

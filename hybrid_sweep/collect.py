@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from hybrid_sweep.faults import fault_point
 from hybrid_sweep.io import write_csv, write_parquet
 from hybrid_sweep.runs.store import all_runs
 
@@ -80,6 +81,7 @@ def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     write_parquet(root / "runs.parquet", runs)
     write_csv(root / "runs.csv", runs)
+    fault_point("during_collect")
     write_parquet(root / "results.parquet", results)
     if not quiet:
         counts = runs.status.value_counts().to_dict() if len(runs) else {}

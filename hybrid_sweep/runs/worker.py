@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 
 from hybrid_sweep.cli import quiet_libraries, user_errors
 from hybrid_sweep.errors import HybridSweepError
+from hybrid_sweep.faults import fault_point
 from hybrid_sweep.io import write_parquet, write_text
 
 
@@ -57,6 +58,7 @@ def _eval_stage(cfg, run_dir: Path, model_dir: Path | None) -> None:
             enc_cfg.path, enc_cfg.query_prefix, enc_cfg.passage_prefix = str(model_dir), None, None
             encoder = build_encoder(enc_cfg)
         run_evaluation(view, out, encoder)  # without a model dir: builds the configured (zero-shot) encoder
+        fault_point("after_eval")
 
 
 def _merge(cfg, run_dir: Path, tracker) -> None:

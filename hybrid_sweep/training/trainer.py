@@ -22,6 +22,7 @@ from transformers import get_linear_schedule_with_warmup
 from hybrid_sweep.data.train_loading import load_training_data
 from hybrid_sweep.encoders import build_encoder
 from hybrid_sweep.errors import ConfigError, HybridSweepError
+from hybrid_sweep.faults import fault_point
 from hybrid_sweep.io import write_text
 from hybrid_sweep.sampling import HybridBatchSampler
 from hybrid_sweep.training import distributed as dist
@@ -211,6 +212,7 @@ def train(cfg, output_dir: Path, tracker=None) -> dict:
         bar.set_postfix(loss=f"{loss_value:.3f}", mode=batch.mode)
         if state["step"] % t.save_every == 0 or state["step"] == t.max_steps or stopped_early:
             checkpoint()
+            fault_point("after_checkpoint")
     bar.close()
     if rank == 0 and state["best_step"] is None:
         _save_model(encoder, output_dir / "model")

@@ -1,0 +1,14 @@
+"""Fault injection for the reliability tests: ``HYBRID_SWEEP_FAULT=<point>`` SIGKILLs the whole process
+group (the sweep and its run processes) when execution reaches that point. Points: ``after_checkpoint``
+(training), ``after_eval`` (one benchmark evaluated, results not merged), ``before_done`` (results
+written, DONE not yet), ``during_collect`` (runs.parquet written, results.parquet not yet)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def fault_point(name: str) -> None:
+    if os.environ.get("HYBRID_SWEEP_FAULT") == name:
+        os.killpg(os.getpgid(0), signal.SIGKILL)

@@ -1,0 +1,52 @@
+"""Kill -9 of the whole sweep process tree at several points, then the same command again: the final
+results equal those of an uninterrupted sweep, and no finished run is recomputed."""
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+
+SWEEP = ["-m", "train.seed=0,1", "train.max_steps=4", "train.save_every=1", "train.batch_size=8", "train.eval_every=0",
+         "encoder.progress=false", "evals.synthetic.subset.articles=2", "analyze=false"]
+VALUE_COLS = ["run_id", "benchmark", "setting", "query_lang", "doc_lang", "metric", "value", "n_queries"]
+
+
+def sweep(root, fault=None):
+    env = dict(os.environ)
+    env.pop("HYBRID_SWEEP_FAULT", None)
+    if fault:
+        env["HYBRID_SWEEP_FAULT"] = fault
+    proc = subprocess.run([sys.executable, "-m", "hybrid_sweep", *SWEEP, f"results_root={root}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600, start_new_session=True)
+    return proc, proc.stdout + proc.stderr
+
+
+def table(root):
+    r = pd.read_parquet(root / "results.parquet")[VALUE_COLS]
+    return r.sort_values(VALUE_COLS[:6]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reference")
+    proc, log = sweep(root)
+    assert proc.returncode == 0, log[-3000:]
+    return table(root)
+
+
+@pytest.mark.parametrize("point", ["after_checkpoint", "after_eval", "before_done", "during_collect"])
+def test_kill_anywhere_then_rerun(tmp_path, reference, point):
+    killed, _ = sweep(tmp_path, fault=point)
+    assert killed.returncode == -9  # the whole tree died
+    done_before = {p.parent.name for p in tmp_path.glob("runs/*/DONE")}
+    assert len(done_before) < 2 or point == "during_collect"
+    rerun, log = sweep(tmp_path)
+    assert rerun.returncode == 0, log[-3000:]
+    assert log.count("done, skipped") == len(done_before)  # finished runs are not recomputed
+    pd.testing.assert_frame_equal(table(tmp_path), reference)
+    runs = pd.read_parquet(tmp_path / "runs.parquet")
+    assert list(runs.status) == ["done", "done"]
