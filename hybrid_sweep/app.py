@@ -51,7 +51,7 @@ def validate(cfg: DictConfig) -> None:
         except ConfigError as err:
             raise ConfigError(f"evals.{name}.{err.key.split('.', 1)[1]}", str(err).split(": ", 1)[1]) from None
     if cfg.train.get("enabled", True):
-        HybridBatchSampler._check_ratio(dict(cfg.sampler.ratio))
+        HybridBatchSampler.check_ratio(dict(cfg.sampler.ratio))
         if cfg.sampler.get("n_pairs") is not None and cfg.sampler.n_pairs < 1:
             raise ConfigError("sampler.n_pairs", f"must be >= 1 or null, got {cfg.sampler.n_pairs}")
         if cfg.train.batch_size < 2:

@@ -71,7 +71,7 @@ class HybridBatchSampler:
                  n_negatives: int = 1):
         self.corpora, self.languages = corpora, sorted(languages)
         self.batch_size, self.seed, self.n_negatives = int(batch_size), int(seed), int(n_negatives)
-        self.ratio = self._check_ratio(ratio)
+        self.ratio = self.check_ratio(ratio)
         all_pairs = ordered_pairs(self.languages, pair_seed)
         if n_pairs is not None and not 1 <= n_pairs <= len(all_pairs):
             raise ConfigError("sampler.n_pairs", f"must be in 1..{len(all_pairs)} for {len(self.languages)} languages, got {n_pairs}")
@@ -82,7 +82,7 @@ class HybridBatchSampler:
 
     # --- configuration checks ------------------------------------------------------------------
     @staticmethod
-    def _check_ratio(ratio: dict) -> np.ndarray:
+    def check_ratio(ratio: dict) -> np.ndarray:
         unknown = set(ratio) - set(MODES)
         if unknown:
             raise ConfigError("sampler.ratio", f"unknown mode {sorted(unknown)[0]!r}; use mono, cross, multi")
