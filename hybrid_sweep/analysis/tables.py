@@ -41,6 +41,7 @@ def wide_markdown(table: pd.DataFrame, by: list[str], digits: int = 3) -> str:
         ci = "" if pd.isna(r["ci"]) else f" ± {r['ci']:.{digits}f}"
         return f"{r['mean']:.{digits}f}{ci}"
     t = table.assign(cell=table.apply(cell, axis=1))
+    t[by] = t[by].astype(object).where(t[by].notna(), "–")  # e.g. zero-shot runs have no ratio: keep their row
     wide = t.pivot_table(index=["benchmark", *by], columns="setting", values="cell", aggfunc="first")
     order = [s for s in ("mono", "cross", "multi") if s in wide.columns]
     wide = wide[order].reset_index()
@@ -93,7 +94,7 @@ def language_groups(results: pd.DataFrame, resource: dict[str, str], by: list[st
     rows["seen"] = [q in ls or ls == ["all"] for q, ls in zip(rows.query_lang, langs)]
     rows["seen"] = rows["seen"].map({True: "seen", False: "unseen"})
     out = []
-    for group in ("level", "seen"):
+    for group in ("level", "seen") if (rows.level != "unknown").any() else ("seen",):
         g = rows.groupby(["benchmark", *by, "setting", group], dropna=False).value.mean().reset_index()
         out.append(g.rename(columns={group: "group"}).assign(grouping=group))
     return pd.concat(out, ignore_index=True)
