@@ -27,7 +27,7 @@ def timed(args: list[str]) -> float:
 def main():
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
-        sweep = ["-m", "+sweep=seeds", "encoder.progress=false", f"results_root={tmp}"]
+        sweep = ["-m", "+sweep=seeds", "encoder.progress=false", "analyze=false", f"results_root={tmp}"]
         total = timed(sweep)
         stages = [json.loads((p / "stages.json").read_text()) for p in Path(tmp, "runs").iterdir()]
         inside = sum(sum(s.values()) for s in stages)
