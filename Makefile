@@ -28,8 +28,11 @@ test-all: setup
 	HYBRID_SWEEP_DATA=$${HYBRID_SWEEP_DATA:-$(SHARED_DATA)} $(PY) -m pytest -q
 
 bench: setup
-	HYBRID_SWEEP_DATA=$${HYBRID_SWEEP_DATA:-$(SHARED_DATA)} $(PY) benchmarks/bench_metrics.py
-	HYBRID_SWEEP_DATA=$${HYBRID_SWEEP_DATA:-$(SHARED_DATA)} $(PY) benchmarks/bench_eval_pairs.py
+	HYBRID_SWEEP_DATA=$${HYBRID_SWEEP_DATA:-$(SHARED_DATA)} $(PY) -m benchmarks.bench_metrics
+	HYBRID_SWEEP_DATA=$${HYBRID_SWEEP_DATA:-$(SHARED_DATA)} $(PY) -m benchmarks.bench_eval_pairs
+	HYBRID_SWEEP_DATA=$${HYBRID_SWEEP_DATA:-$(SHARED_DATA)} $(PY) -m benchmarks.bench_encode
+	$(PY) -m benchmarks.bench_train --compare-st --memory
+	$(PY) -m benchmarks.bench_sweep
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache
