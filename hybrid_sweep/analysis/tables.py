@@ -47,7 +47,13 @@ def wide_markdown(table: pd.DataFrame, by: list[str], digits: int = 3) -> str:
     wide = wide[order].reset_index()
     n = t.groupby(["benchmark", *by], dropna=False)["n"].max().reset_index(name="seeds")
     wide = wide.merge(n, on=["benchmark", *by])
+    numeric = [c for c in by if c in NUMERIC_AXES]  # order rows along the study's numeric axis first
+    wide = wide.sort_values(["benchmark", *numeric, *[c for c in by if c not in numeric]], key=_sort_key)
     return wide.to_markdown(index=False)
+
+
+def _sort_key(col: pd.Series) -> pd.Series:
+    return pd.to_numeric(col, errors="coerce").fillna(float("inf")) if col.name in NUMERIC_AXES else col.astype(str)
 
 
 def per_query_frame(root: Path, runs: pd.DataFrame) -> pd.DataFrame:
