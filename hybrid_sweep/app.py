@@ -24,7 +24,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from hybrid_sweep.cli import CONF_DIR, EXIT_USER_ERROR, user_errors
-from hybrid_sweep.collect import axis_values
 from hybrid_sweep.data.loading import validate_eval_config
 from hybrid_sweep.errors import ConfigError, HybridSweepError
 from hybrid_sweep.faults import fault_point
@@ -83,7 +82,7 @@ def _run_info(cfg, rid: str, wall: float) -> dict:
     return {"run_id": rid, "sweep": cfg.get("sweep_name"), "overrides": " ".join(_overrides()),
             "config_hash": config_hash(OmegaConf.to_container(cfg, resolve=True)), "git_commit": commit,
             "versions": json.dumps(versions), "device": cfg.resources.get("device_label") or platform.node(),
-            "axes": axis_values(cfg), "wall_s": wall}
+            "wall_s": wall}  # axis values are derived from config.yaml by collect, not stored twice
 
 
 def _job_number() -> int:
@@ -146,8 +145,9 @@ def run_one(cfg: DictConfig) -> str:
     rd = RunDir(root, rid)
     axes = " ".join(_overrides()) or "(defaults)"
     if cfg.get("plan"):
-        print(f"{rid}  {rd.status():<11}  {axes}")
-        return rd.status()
+        status = rd.status()
+        print(f"{rid}  {status:<11}  {axes}")
+        return status
     if rd.done:
         log.info("%s done, skipped (%s)", rid, axes)
         return "done"

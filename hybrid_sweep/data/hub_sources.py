@@ -17,7 +17,8 @@ from hybrid_sweep.data.training import TrainCorpus, corpus_from_rows
 from hybrid_sweep.errors import ConfigError, DataError
 
 
-def _load(spec: dict, lang: str):
+def load_hub_dataset(spec: dict, lang: str):
+    """``datasets.load_dataset(path, split=..., **rest)`` for one language, with one clear error."""
     import datasets
 
     args = dict(spec)
@@ -44,7 +45,7 @@ def hub_rows(cfg, lang: str, limit: int | None = None):
     fields = dict(cfg.fields)
     source = f"{spec.get('path')} [{lang}]"
     passage_lang = cfg.get("passage_lang")
-    for n, row in enumerate(_load(spec, lang)):
+    for n, row in enumerate(load_hub_dataset(spec, lang)):
         if limit is not None and n >= limit:
             break
         group = str(_column(row, fields["group"], source, n))

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import platformdirs
 import torch
+from omegaconf import DictConfig, OmegaConf
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
 from hybrid_sweep.encoders.encoder import Encoder
 from hybrid_sweep.errors import ConfigError
 
-__all__ = ["Encoder", "build_encoder", "resolve_device", "model_cache_dir"]
+__all__ = ["Encoder", "build_encoder", "from_folder", "resolve_device", "model_cache_dir"]
 KINDS = ("pretrained", "tiny", "me5_small_q4")
 
 
@@ -85,6 +86,12 @@ def _model(cfg, texts, work_dir, device) -> SentenceTransformer:
         folder = me5_small_q4_folder(model_cache_dir(cfg.get("cache_dir")), cfg.get("layers"))
         return SentenceTransformer(str(folder), device=device)
     raise ConfigError("encoder.path", f"encoder {cfg.get('name')!r} needs a path or hub id")
+
+
+def from_folder(cfg, folder) -> DictConfig:
+    """The encoder config for a model saved by us (checkpoint, trained or pre-trained model): its path,
+    and the prefixes it recorded as prompts rather than the preset's."""
+    return OmegaConf.merge(cfg, {"path": str(folder), "query_prefix": None, "passage_prefix": None})
 
 
 def build_encoder(cfg, texts: list[str] | None = None, work_dir: Path | None = None) -> Encoder:

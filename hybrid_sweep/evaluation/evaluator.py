@@ -99,6 +99,8 @@ def evaluate_embeddings(
 
 def _score_pool(pool: Pool, q_emb, c_emb, cols, cand_lang, query_lang_id, run_depth, want_run, block) -> dict:
     n = len(pool.queries)
+    if n == 0:
+        return {}
     position = np.full(int(cols.max()) + 1 if len(cols) else 0, -1, dtype=np.int64)
     position[cols] = np.arange(len(cols))
     width = max((len(r) for r in pool.relevant), default=1)
@@ -109,8 +111,6 @@ def _score_pool(pool: Pool, q_emb, c_emb, cols, cand_lang, query_lang_id, run_de
     docs = c_emb[torch.from_numpy(cols).to(c_emb.device)]
     multi = pool.doc_lang == MULTI_POOL
     parts: dict[str, list] = {}
-    if n == 0:
-        return {}
     depth = len(cols) if run_depth is None else run_depth
     for rows, scores in score_blocks(q_emb[torch.from_numpy(pool.queries).to(q_emb.device)], docs, block):
         ranks = relevant_ranks(scores, rel_cols[rows])

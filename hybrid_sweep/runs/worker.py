@@ -33,10 +33,11 @@ def _train_stage(cfg, run_dir: Path, tracker) -> Path | None:
         from hybrid_sweep.training.trainer import train
 
         if cfg.get("pretrain", {}).get("enabled", False):
+            from hybrid_sweep.encoders import from_folder
             from hybrid_sweep.training.pretrain import pretrained_model
 
             start = pretrained_model(cfg, run_dir.parent.parent)  # <results_root>/cache/pretrain/<key>
-            cfg = OmegaConf.merge(cfg, {"encoder": {"path": str(start), "query_prefix": None, "passage_prefix": None}})
+            cfg = OmegaConf.merge(cfg, {"encoder": from_folder(cfg.encoder, start)})
         summary = train(cfg, run_dir, tracker)
         if dist.rank() == 0:
             write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
@@ -44,7 +45,7 @@ def _train_stage(cfg, run_dir: Path, tracker) -> Path | None:
 
 
 def _eval_stage(cfg, run_dir: Path, model_dir: Path | None) -> None:
-    from hybrid_sweep.encoders import build_encoder
+    from hybrid_sweep.encoders import build_encoder, from_folder
     from hybrid_sweep.evaluate import run_evaluation
 
     encoder = None
@@ -54,9 +55,7 @@ def _eval_stage(cfg, run_dir: Path, model_dir: Path | None) -> None:
             continue
         view = OmegaConf.merge(cfg, {"eval": ev})
         if model_dir is not None and encoder is None:
-            enc_cfg = cfg.encoder.copy()
-            enc_cfg.path, enc_cfg.query_prefix, enc_cfg.passage_prefix = str(model_dir), None, None
-            encoder = build_encoder(enc_cfg)
+            encoder = build_encoder(from_folder(cfg.encoder, model_dir))
         run_evaluation(view, out, encoder)  # without a model dir: builds the configured (zero-shot) encoder
         fault_point("after_eval")
 

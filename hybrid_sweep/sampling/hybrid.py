@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hybrid_sweep.data.training import Example, TrainCorpus
+from hybrid_sweep.data.training import TrainCorpus
 from hybrid_sweep.errors import ConfigError
 
 MODES = ("mono", "cross", "multi")

@@ -35,12 +35,16 @@ def _chunks(texts: list[str], size: int) -> list[list[str]]:
     return [texts[i : i + size] for i in range(0, len(texts), size)]
 
 
-def plain_step(embed: Embed, queries, positives, negatives, loss_fn) -> torch.Tensor:
+def batch_loss(embed: Embed, queries, positives, negatives, loss_fn) -> torch.Tensor:
     """One forward for the queries and one for all passages (positives and negatives share a width)."""
     q = embed(queries, "query")
     passages = embed(list(positives) + list(negatives), "passage")
     p, n = passages[: len(positives)], passages[len(positives):]
-    loss = loss_fn(q, p, n if len(negatives) else None)
+    return loss_fn(q, p, n if len(negatives) else None)
+
+
+def plain_step(embed: Embed, queries, positives, negatives, loss_fn) -> torch.Tensor:
+    loss = batch_loss(embed, queries, positives, negatives, loss_fn)
     loss.backward()
     return loss.detach()
 

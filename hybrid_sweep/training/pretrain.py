@@ -22,6 +22,7 @@ import torch
 from omegaconf import OmegaConf
 from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
+from hybrid_sweep.data.hub_sources import load_hub_dataset
 from hybrid_sweep.data.train_loading import load_training_data
 from hybrid_sweep.encoders import build_encoder
 from hybrid_sweep.errors import ConfigError, DataError
@@ -62,19 +63,13 @@ def _texts(cfg, corpora, langs: list[str]) -> dict[str, list[str]]:
                         out.setdefault(lang, []).extend(t for t in (ex.positive, *ex.negatives) if t)
         return {lang: sorted(set(v)) for lang, v in out.items()}
     if src == "hub":
-        import datasets
-
         out = {}
         for lang in langs:
-            spec = dict(cfg.pretrain.hub[lang]) if lang in cfg.pretrain.hub else None
-            if spec is None:
+            if lang not in cfg.pretrain.hub:
                 raise ConfigError("pretrain.hub", f"no text source for language {lang!r}")
+            spec = dict(cfg.pretrain.hub[lang])
             field, limit = spec.pop("text_field", "text"), spec.pop("max_texts", None)
-            path, split = spec.pop("path"), spec.pop("split", "train")
-            try:
-                rows = datasets.load_dataset(path, split=split, **spec)
-            except (FileNotFoundError, ConnectionError, OSError, ValueError) as err:
-                raise DataError(f"{path} [{lang}]", f"cannot load ({type(err).__name__}); offline? use text_source=training_data") from None
+            rows = load_hub_dataset(spec, lang)
             out[lang] = [r[field] for i, r in enumerate(rows) if limit is None or i < limit]
         return out
     raise ConfigError("pretrain.text_source", f"unknown source {src!r}; training_data or hub")

@@ -20,14 +20,14 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from hybrid_sweep.data.train_loading import load_training_data
-from hybrid_sweep.encoders import build_encoder
+from hybrid_sweep.encoders import build_encoder, from_folder
 from hybrid_sweep.errors import ConfigError, HybridSweepError
 from hybrid_sweep.faults import fault_point
 from hybrid_sweep.io import write_text
 from hybrid_sweep.sampling import HybridBatchSampler
 from hybrid_sweep.training import distributed as dist
 from hybrid_sweep.training.checkpoint import latest_checkpoint, load_state, save_checkpoint
-from hybrid_sweep.training.grad_cache import grad_cache_step, plain_step
+from hybrid_sweep.training.grad_cache import batch_loss, grad_cache_step, plain_step
 from hybrid_sweep.training.loss import info_nce
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,7 @@ def validation_loss(encoder, batches, loss_fn) -> float:
     total = 0.0
     with torch.no_grad():
         for b in batches:
-            q, p, n = _texts(b)
-            total += loss_fn(encoder.forward(q, "query"), encoder.forward(p, "passage"),
-                             encoder.forward(n, "passage") if n else None).item()
+            total += batch_loss(encoder.forward, *_texts(b), loss_fn).item()
     encoder.model.train(was)
     return dist.mean_scalar(total / max(1, len(batches)))
 
@@ -120,9 +118,7 @@ def train(cfg, output_dir: Path, tracker=None) -> dict:
     resume_from = latest_checkpoint(ckpt_root) if t.resume else None
     torch.manual_seed(t.seed)
     if resume_from is not None:
-        enc_cfg = cfg.encoder.copy()
-        enc_cfg.path, enc_cfg.query_prefix, enc_cfg.passage_prefix = str(resume_from / "model"), None, None
-        encoder = build_encoder(enc_cfg)
+        encoder = build_encoder(from_folder(cfg.encoder, resume_from / "model"))
     else:
         texts = [x for c in corpora for x in c.texts()]
         if cfg.encoder.get("path") or cfg.encoder.get("kind") != "tiny":
