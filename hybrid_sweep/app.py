@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from hybrid_sweep.cli import CONF_DIR, EXIT_USER_ERROR, user_errors
+from hybrid_sweep.cli import CONF_DIR, EXIT_USER_ERROR, check_no_secrets, user_errors
 from hybrid_sweep.data.loading import validate_eval_config
 from hybrid_sweep.errors import ConfigError, HybridSweepError
 from hybrid_sweep.faults import fault_point
@@ -42,6 +42,7 @@ class RunFailed(HybridSweepError):
 
 def validate(cfg: DictConfig) -> None:
     """Cheap checks before anything is written (the data-dependent ones run in the worker)."""
+    check_no_secrets(OmegaConf.to_container(cfg))
     if not cfg.get("evals"):
         raise ConfigError("evals", "no benchmark to evaluate on")
     for name, ev in cfg.evals.items():

@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
-
+import tempfile
 from pathlib import Path
 
-from hybrid_sweep.errors import HybridSweepError
+from hybrid_sweep.errors import ConfigError, HybridSweepError
 
 EXIT_USER_ERROR = 2
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # absolute: works for `python -m` entry points
 
 
 def user_errors(fn):
-    """Wrap a Hydra task function so a :class:`HybridSweepError` prints one line and exits non-zero."""
+    """Wrap a Hydra task function so a :class:`HybridSweepError`, or a failed write (disk full, read-only,
+    permission denied), prints one line and exits non-zero."""
+    from hybrid_sweep.io import storage_error
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except HybridSweepError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(EXIT_USER_ERROR)
+            _exit(str(err))
+        except Exception as err:
+            storage = storage_error(err)
+            if storage is None:
+                raise
+            _exit(str(storage))
 
     return wrapper
 
@@ -59,6 +66,8 @@ def check_overrides(argv: list[str]) -> None:
         if bare in seen and seen[bare] != value:
             _exit(f"{bare}: given twice ({seen[bare]!r} and {value!r}); keep one")
         seen[bare] = value
+        if SECRET_KEY.search(bare):
+            _exit(str(secret_error(bare)))
         folder = conf / group
         if "." in group or group.startswith("hydra") or not folder.is_dir() or key.startswith("~") or value in ("", "null"):
             continue
@@ -66,6 +75,24 @@ def check_overrides(argv: list[str]) -> None:
         for option in value.split(","):
             if option not in options:
                 _exit(f"{group}: unknown option {option!r}; available: {', '.join(options)}")
+
+
+SECRET_KEY = re.compile(r"(^|[._])(api_?key|token|secret|password|passwd|credentials?)$", re.IGNORECASE)
+
+
+def secret_error(key: str) -> ConfigError:
+    return ConfigError(key, "looks like a secret; configs are saved beside the results, so pass secrets through "
+                            "the environment (WANDB_API_KEY or `wandb login`, HF_TOKEN or `hf auth login`)")
+
+
+def check_no_secrets(node, prefix: str = "") -> None:
+    """Refuse a composed config that carries a secret-looking key (it would be written to config.yaml)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if SECRET_KEY.search(str(key)):
+                raise secret_error(dotted)
+            check_no_secrets(value, dotted + ".")
 
 
 def _exit(message: str) -> None:
@@ -81,5 +108,7 @@ def check_output_root(argv: list[str], key: str = "results_root") -> None:
             root = Path(arg.split("=", 1)[1]).expanduser()
             try:
                 root.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=root):  # an existing but read-only root fails here
+                    pass
             except OSError as err:
                 _exit(f"{key}: cannot write to {root} ({err.strerror or type(err).__name__})")

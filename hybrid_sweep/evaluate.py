@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from hybrid_sweep.cli import CONF_DIR, quiet_libraries, user_errors
+from hybrid_sweep.cli import CONF_DIR, check_no_secrets, quiet_libraries, user_errors
 from hybrid_sweep.data.loading import load_eval_benchmark
 from hybrid_sweep.errors import ConfigError
 
@@ -66,6 +66,7 @@ def summary_table(metrics: pd.DataFrame) -> str:
 @hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    check_no_secrets(OmegaConf.to_container(cfg))
     quiet_libraries()
     output_dir = Path(cfg.output_dir)
     if (output_dir / "metrics.parquet").exists() and not cfg.overwrite:

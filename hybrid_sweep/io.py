@@ -1,13 +1,37 @@
-"""Atomic file writes: every result file appears whole or not at all."""
+"""Atomic file writes: every result file appears whole or not at all; failed writes as one line."""
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+
+from hybrid_sweep.errors import DataError
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK  # mkstemp creates 0600; results should be as readable as any other file
+NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+DENIED = {errno.EACCES, errno.EPERM}
+_WRAPPED_OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how safetensors (Rust) reports an OSError
+
+
+def storage_error(err: BaseException, where=None) -> DataError | None:
+    """The one-line form of a failed file operation (disk full, quota, file too large, read-only file
+    system, permission denied), or None for any other error. Names the file when the error does."""
+    code = err.errno if isinstance(err, OSError) else None
+    if code is None and isinstance(err, Exception):
+        match = _WRAPPED_OS_ERROR.search(str(err))
+        code = int(match.group(1)) if match else None
+    if code not in NO_ROOM | DENIED:
+        return None
+    path = getattr(err, "filename", None) or where or "output"
+    return DataError(path, f"cannot write ({os.strerror(code)})" if code in NO_ROOM else "permission denied")
 
 
 @contextmanager
@@ -18,6 +42,7 @@ def atomic_path(path: str | os.PathLike):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, FILE_MODE)
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:

@@ -15,13 +15,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from hybrid_sweep.cli import CONF_DIR, quiet_libraries, user_errors
+from hybrid_sweep.cli import CONF_DIR, check_no_secrets, quiet_libraries, user_errors
 from hybrid_sweep.io import write_text
 
 
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    check_no_secrets(OmegaConf.to_container(cfg))
     quiet_libraries()
     from hybrid_sweep.tracking import make_tracker
     from hybrid_sweep.training import distributed as dist

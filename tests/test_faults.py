@@ -1,7 +1,9 @@
-"""Kill -9 of the whole sweep process tree at several points, then the same command again: the final
-results equal those of an uninterrupted sweep, and no finished run is recomputed."""
+"""Kill -9 of the whole sweep process tree at several points, or a file system that refuses a write, then
+the same command again: the final results equal those of an uninterrupted sweep, and no finished run is
+recomputed."""
 
 import os
+import resource
 import subprocess
 import sys
 
@@ -15,13 +17,18 @@ SWEEP = ["-m", "train.seed=0,1", "train.max_steps=4", "train.save_every=1", "tra
 VALUE_COLS = ["run_id", "benchmark", "setting", "query_lang", "doc_lang", "metric", "value", "n_queries"]
 
 
-def sweep(root, fault=None):
+def sweep(root, fault=None, max_file_bytes=None):
     env = dict(os.environ)
     env.pop("HYBRID_SWEEP_FAULT", None)
     if fault:
         env["HYBRID_SWEEP_FAULT"] = fault
+
+    def limit_file_size():  # the kernel refuses any write past this size (EFBIG), as a full disk would
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
     proc = subprocess.run([sys.executable, "-m", "hybrid_sweep", *SWEEP, f"results_root={root}"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600, start_new_session=True)
+                          capture_output=True, text=True, timeout=600, start_new_session=True,
+                          preexec_fn=limit_file_size if max_file_bytes else None)
     return proc, proc.stdout + proc.stderr
 
 
@@ -50,3 +57,30 @@ def test_kill_anywhere_then_rerun(tmp_path, reference, point):
     pd.testing.assert_frame_equal(table(tmp_path), reference)
     runs = pd.read_parquet(tmp_path / "runs.parquet")
     assert list(runs.status) == ["done", "done"]
+
+
+def test_refused_write_fails_the_run_in_one_line_then_rerun_completes(tmp_path, reference):
+    """A file system that refuses to grow a file (RLIMIT_FSIZE: the same error path as a full disk or a
+    quota) while the model is saved: each run is FAILED with one line naming the run folder and the
+    reason, nothing is DONE, the sweep itself finishes; the same command later completes every run."""
+    full, log = sweep(tmp_path, max_file_bytes=100_000)
+    assert full.returncode == 0, log[-3000:]  # a failed run does not stop the sweep
+    assert not list(tmp_path.glob("runs/*/DONE"))
+    failed = sorted(tmp_path.glob("runs/*/FAILED"))
+    assert len(failed) == 2
+    for marker in failed:
+        assert marker.read_text() == f"run {marker.parent.name}: {marker.parent}: cannot write (File too large)\n"
+    assert "Traceback" not in log
+    runs = pd.read_parquet(tmp_path / "runs.parquet")
+    assert list(runs.status) == ["failed", "failed"]
+    rerun, log = sweep(tmp_path)
+    assert rerun.returncode == 0, log[-3000:]
+    assert log.count("resuming (failed)") == 2
+    pd.testing.assert_frame_equal(table(tmp_path), reference)
+    assert oct((tmp_path / "results.parquet").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

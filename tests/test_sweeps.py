@@ -23,12 +23,12 @@ SWEEP_SIZES = {"language_pairs": 18, "mix_ratio": 21, "train_languages": 15, "en
 RUN_LINE = re.compile(r"^([0-9a-f]{12})  (\w+)\s+(.*)$")
 
 
-def app(*args, root, timeout=600, wait=True):
+def app(*args, root, timeout=600, wait=True, env=None):
     cmd = [sys.executable, "-m", "hybrid_sweep", *args, f"results_root={root}"]
     if not wait:
         return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
     res.log = res.stdout + res.stderr  # Hydra's job logging goes to stdout, user errors to stderr
     return res
 
@@ -139,9 +139,11 @@ def test_collect_cli(tmp_path):
     assert Path(ROOT / "hybrid_sweep" / "collect.py").exists()
 
 
-def test_wandb_offline_logging(tmp_path):
+def test_wandb_offline_logging_and_no_secret_in_any_file(tmp_path):
     pytest.importorskip("wandb")
-    res = app("logger=wandb", "+sweep=seeds", "train.seed=0", "-m", *QUICK, root=tmp_path)
+    secrets = {"WANDB_API_KEY": "wandbkey" + "7" * 32, "HF_TOKEN": "hf_sentinelTOKEN0123456789"}
+    res = app("logger=wandb", "+sweep=seeds", "train.seed=0", "-m", *QUICK, root=tmp_path,
+              env=dict(os.environ, **secrets))
     assert res.returncode == 0, res.log[-3000:]
     run_dir = next(tmp_path.glob("runs/*"))
     offline = list((run_dir / "wandb").glob("offline-run-*"))
@@ -152,6 +154,10 @@ def test_wandb_offline_logging(tmp_path):
     assert b"WANDB_API_KEY" not in record
     analysis = list((tmp_path / "analysis" / "wandb").glob("offline-run-*/*.wandb"))
     assert len(analysis) == 1 and b"tables/table1_map" in analysis[0].read_bytes()
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) > 50
+    leaks = [str(p) for p in files for value in secrets.values() if value.encode() in p.read_bytes()]
+    assert leaks == []
 
 
 def test_training_under_torchrun_two_processes(tmp_path):

@@ -27,8 +27,7 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from hybrid_sweep.analysis.plots import cross_heatmap, scaling_plot
-from hybrid_sweep.analysis.report import _resource_levels
-from hybrid_sweep.analysis.tables import language_groups, summary, varying_axes, wide_markdown
+from hybrid_sweep.analysis.tables import summary, varying_axes, wide_markdown
 
 root = Path(os.environ.get("HYBRID_SWEEP_RESULTS", "outputs/{study}"))
 results = pd.read_parquet(root / "results.parquet")
@@ -53,7 +52,10 @@ if axis in results and results[axis].nunique() > 1:
 else:
     print(f"{{axis}} does not vary in this results root")"""
 
-GROUPS = """groups = language_groups(results, _resource_levels(root, runs), varying_axes(results))
+GROUPS = """from hybrid_sweep.analysis.report import resource_levels
+from hybrid_sweep.analysis.tables import language_groups
+
+groups = language_groups(results, resource_levels(root, runs), varying_axes(results))
 groups.pivot_table(index=["grouping", "group"], columns="setting", values="value").round(3)"""
 
 HEATMAP = """files = cross_heatmap(results, benchmark, f"{benchmark}: mAP by query / candidate language", figures / "nb_heatmap")

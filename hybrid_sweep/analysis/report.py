@@ -46,7 +46,7 @@ def analyze(root: Path) -> Path:
         write_text(out / f"{stem}.md", md + "\n")
         write_text(out / f"{stem}.tex", _latex(table, axes))
         lines += [f"## {title}", "", md, "", f"CSV: [{stem}.csv]({stem}.csv)", ""]
-    groups = language_groups(results, _resource_levels(root, runs), axes)
+    groups = language_groups(results, resource_levels(root, runs), axes)
     if not groups.empty:
         write_csv(out / "language_groups.csv", groups)
         wide = groups.pivot_table(index=["benchmark", "grouping", "group", *axes], columns="setting", values="value",
@@ -84,7 +84,7 @@ def analyze(root: Path) -> Path:
     return out / "report.md"
 
 
-def _resource_levels(root: Path, runs: pd.DataFrame) -> dict[str, str]:
+def resource_levels(root: Path, runs: pd.DataFrame) -> dict[str, str]:
     """Language -> resource level, from the synthetic benchmark's config of any finished run."""
     from omegaconf import OmegaConf
 

@@ -11,6 +11,7 @@ Kinds:
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -54,6 +55,14 @@ def load_pretrained(path: str, fmt: str, pooling: str, max_length: int | None, d
         if fmt == "sentence_transformers":
             return SentenceTransformer(path, device=device)
         return _plain_transformer(path, pooling, max_length, device)
+    except pickle.UnpicklingError:  # torch.load(weights_only=True) met a pickle that wants to run code
+        raise ConfigError("encoder.path", f"{path}: refusing to unpickle a weight file that is not plain tensors; "
+                                          "convert the model to safetensors") from None
+    except ValueError as err:
+        if "trust_remote_code" not in str(err):
+            raise
+        raise ConfigError("encoder.path", f"{path}: the model ships its own code, which hybrid_sweep never "
+                                          "runs (trust_remote_code stays off)") from None
     except OSError as err:  # hub id not cached and no network, or HF_HUB_OFFLINE=1
         offline = " (HF_HUB_OFFLINE=1)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
         raise ConfigError("encoder.path", f"cannot load {path!r}{offline}: not in the local cache and not "

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from hybrid_sweep.cli import quiet_libraries, user_errors
 from hybrid_sweep.errors import HybridSweepError
 from hybrid_sweep.faults import fault_point
-from hybrid_sweep.io import write_parquet, write_text
+from hybrid_sweep.io import storage_error, write_parquet, write_text
 
 
 def _train_stage(cfg, run_dir: Path, tracker) -> Path | None:
@@ -94,10 +94,16 @@ def run(run_dir: Path) -> None:
     try:
         _run(run_dir)
     except BaseException as err:
+        storage = storage_error(err, run_dir)  # disk full, read-only, denied: one line, no traceback
         if not isinstance(err, SystemExit):
-            message = str(err).splitlines()[0] if str(err) else type(err).__name__
-            write_text(run_dir / ERROR_FILE, f"{type(err).__name__}: {message}\n" if not isinstance(err, HybridSweepError)
-                       else f"{message}\n")
+            message = str(storage or err).splitlines()[0] if str(err) else type(err).__name__
+            reason = f"{message}\n" if storage or isinstance(err, HybridSweepError) else f"{type(err).__name__}: {message}\n"
+            try:
+                write_text(run_dir / ERROR_FILE, reason)
+            except OSError:
+                pass  # no room even for the reason: the sweep reports the exit code instead
+        if storage is not None:
+            raise storage from None
         raise
 
 

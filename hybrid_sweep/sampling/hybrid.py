@@ -86,7 +86,10 @@ class HybridBatchSampler:
         unknown = set(ratio) - set(MODES)
         if unknown:
             raise ConfigError("sampler.ratio", f"unknown mode {sorted(unknown)[0]!r}; use mono, cross, multi")
-        p = np.array([float(ratio.get(m, 0.0)) for m in MODES])
+        try:
+            p = np.array([float(ratio.get(m, 0.0)) for m in MODES])
+        except (TypeError, ValueError):
+            raise ConfigError("sampler.ratio", f"mono/cross/multi must be numbers, got {dict(ratio)}") from None
         if (p < 0).any() or not np.isclose(p.sum(), 1.0, atol=1e-6):
             raise ConfigError("sampler.ratio", f"mono/cross/multi must be >= 0 and sum to 1, got {dict(zip(MODES, p.tolist()))}")
         return p / p.sum()
