@@ -128,3 +128,30 @@ def test_pivot_makes_swim_ir_style_data():
     assert not c.groups_for("qca", "qca") and not c.groups_for("qla", "qca") and not c.groups_for("qca", "qga")
     with pytest.raises(ConfigError, match="^data.pivot: 'qka' is not a training language"):
         load_training_data(compose("data=synthetic_swim", "+langs=syn3", "data.pivot=qka", config_name="train"))
+
+
+def test_tiny_vocabulary_covers_languages_outside_training():
+    """A new tiny encoder's vocabulary is built from every language the sources hold (as a multilingual
+    tokenizer's would be), unless encoder.tiny.vocab_from=training_languages."""
+    from hybrid_sweep.data.train_loading import vocabulary_texts
+    from hybrid_sweep.encoders.tiny import build_tokenizer
+
+    cfg = compose("+langs=syn2", config_name="train")  # trains on qla, qca only
+    corpora, _, langs = load_training_data(cfg)
+    held_out = {w for g in corpora_all(cfg) for lang, ex in g.items.items() if lang not in langs
+                for w in ex.query.lower().split()}
+    words = {w for t in vocabulary_texts(cfg, corpora) for w in t.lower().split()}
+    assert held_out and held_out <= words
+    narrow = compose("+langs=syn2", "encoder.tiny.vocab_from=training_languages", config_name="train")
+    narrow_words = {w for t in vocabulary_texts(narrow, corpora) for w in t.lower().split()}
+    assert len(held_out - narrow_words) > 0.5 * len(held_out)
+    vocab = build_tokenizer(vocabulary_texts(cfg, corpora), cfg.encoder.tiny.vocab_size, 64).get_vocab()
+    assert sum(w.strip("?.") in vocab for w in held_out) > 0.95 * len(held_out)  # fits in vocab_size
+    with pytest.raises(ConfigError, match="^encoder.tiny.vocab_from: unknown value 'some'"):
+        vocabulary_texts(compose("encoder.tiny.vocab_from=some", config_name="train"), corpora)
+
+
+def corpora_all(cfg):
+    from hybrid_sweep.data.train_loading import load_source
+
+    return [g for src in cfg.data.sources for g in load_source(src, cfg).groups]

@@ -85,4 +85,19 @@ def load_training_data(cfg) -> tuple[list[TrainCorpus], TrainCorpus | None, list
     return corpora, dev, languages
 
 
-__all__ = ["load_training_data", "split_holdout"]
+def vocabulary_texts(cfg, corpora: list[TrainCorpus]) -> list[str]:
+    """The texts a new tiny encoder builds its vocabulary from (``encoder.tiny.vocab_from``):
+    ``all_languages`` (default) reads every language the sources hold, as a multilingual pretrained
+    tokenizer covers languages that fine-tuning never sees; ``training_languages`` uses only ``corpora``
+    (then languages outside training are out of vocabulary)."""
+    if cfg.encoder.get("path") or cfg.encoder.get("kind") != "tiny":
+        return []  # a pretrained encoder brings its own tokenizer
+    vocab_from = (cfg.encoder.get("tiny") or {}).get("vocab_from", "all_languages")
+    if vocab_from == "training_languages":
+        return [x for c in corpora for x in c.texts()]
+    if vocab_from != "all_languages":
+        raise ConfigError("encoder.tiny.vocab_from", f"unknown value {vocab_from!r}; all_languages or training_languages")
+    return [x for src in cfg.data.sources for x in load_source(src, cfg).texts()]
+
+
+__all__ = ["load_training_data", "split_holdout", "vocabulary_texts"]

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
 from hybrid_sweep.data.hub_sources import load_hub_dataset
-from hybrid_sweep.data.train_loading import load_training_data
+from hybrid_sweep.data.train_loading import load_training_data, vocabulary_texts
 from hybrid_sweep.encoders import build_encoder
 from hybrid_sweep.errors import ConfigError, DataError
 from hybrid_sweep.io import write_text
@@ -79,7 +79,7 @@ def continued_mlm(cfg, out: Path) -> None:
     p = cfg.pretrain
     corpora, _, _ = load_training_data(cfg)
     langs = pretrain_languages(p)
-    encoder = build_encoder(cfg.encoder, [x for c in corpora for x in c.texts()], out / "init_model")
+    encoder = build_encoder(cfg.encoder, vocabulary_texts(cfg, corpora), out / "init_model")
     texts = [t for lang, ts in sorted(_texts(cfg, corpora, langs).items()) for t in ts]
     if not texts:
         raise DataError(str(out), f"no pre-training text in languages {langs}")

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from hybrid_sweep.data.train_loading import load_training_data
+from hybrid_sweep.data.train_loading import load_training_data, vocabulary_texts
 from hybrid_sweep.encoders import build_encoder, from_folder
 from hybrid_sweep.errors import ConfigError, HybridSweepError
 from hybrid_sweep.faults import fault_point
@@ -120,12 +120,11 @@ def train(cfg, output_dir: Path, tracker=None) -> dict:
     if resume_from is not None:
         encoder = build_encoder(from_folder(cfg.encoder, resume_from / "model"))
     else:
-        texts = [x for c in corpora for x in c.texts()]
         if cfg.encoder.get("path") or cfg.encoder.get("kind") != "tiny":
-            encoder = build_encoder(cfg.encoder, texts)
+            encoder = build_encoder(cfg.encoder)
         else:  # a new tiny model: built once (transformers saves on the main process only), loaded by the rest
             if rank == 0:
-                encoder = build_encoder(cfg.encoder, texts, output_dir / "init_model")
+                encoder = build_encoder(cfg.encoder, vocabulary_texts(cfg, corpora), output_dir / "init_model")
             dist.barrier()
             if rank != 0:
                 encoder = build_encoder(OmegaConf.merge(cfg.encoder, {"path": str(output_dir / "init_model")}))
