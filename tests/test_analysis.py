@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from hybrid_sweep.analysis.stats import log_slope, mean_ci, paired_randomization
+from hybrid_sweep.analysis.stats import log_slope, mean_ci, paired_randomization, seed_query_bootstrap
 from tests.conftest import ROOT
 
 
@@ -40,6 +40,25 @@ def test_paired_randomization_detects_shift_and_not_noise():
     assert 0.2 < np.mean(null) < 0.8  # roughly uniform under no effect
 
 
+def test_seed_query_bootstrap_carries_seed_variance():
+    rng = np.random.default_rng(2)
+    q = rng.random(500)
+    # one seed each, a real shift: the interval matches the t interval over queries and excludes 0
+    d = 0.05 + rng.normal(0, 0.05, 500)
+    one = seed_query_bootstrap([q + d], [q])
+    lo, hi = stats.t.interval(0.95, 499, loc=d.mean(), scale=stats.sem(d))
+    assert one["diff"] == pytest.approx(d.mean()) and one["p_boot"] < 0.01
+    assert one["lo"] == pytest.approx(lo, abs=0.002) and one["hi"] == pytest.approx(hi, abs=0.002)
+    # seeds that disagree: every query is 0.01 better on the seed average (a sign-flip test over queries
+    # calls that certain) but seed-to-seed spread is ±0.1, so the seed-aware interval straddles 0
+    a = np.stack([q + 0.1, q - 0.1, q + 0.03])
+    b = np.stack([q + 0.05, q - 0.05, q])
+    flip = paired_randomization(a.mean(axis=0), b.mean(axis=0))
+    both = seed_query_bootstrap(a, b)
+    assert flip["p_value"] < 0.001
+    assert both["lo"] < 0 < both["hi"] and both["p_boot"] > 0.2
+
+
 def test_report_of_a_small_sweep(tmp_path):
     cmd = [sys.executable, "-m", "hybrid_sweep", "-m", "sampler.n_pairs=1,30", "train.seed=0,1", "train.max_steps=4",
            "train.batch_size=8", "train.eval_every=0", "encoder.progress=false", "evals.synthetic.subset.articles=2",
@@ -54,6 +73,8 @@ def test_report_of_a_small_sweep(tmp_path):
         assert (out / name).exists(), name
     table = pd.read_csv(out / "table1_map.csv")
     assert set(table.n) == {2} and table.ci.notna().all()  # two seeds per condition -> an interval
+    tests = pd.read_csv(out / "paired_tests.csv")
+    assert set(tests.seeds_A) == {2} and (tests.lo <= tests["diff"]).all() and (tests["diff"] <= tests.hi).all()
     fits = pd.read_csv(out / "fits.csv")
     assert set(fits.axis) == {"n_pairs"} and set(fits.setting) == {"mono", "cross", "multi"}
 

@@ -58,10 +58,13 @@ def analyze(root: Path) -> Path:
     tests = paired_tests(pq, by if by else axes)
     if not tests.empty:
         write_csv(out / "paired_tests.csv", tests)
-        view = tests[["benchmark", "setting", "metric", "A", "B", "mean_A", "mean_B", "diff", "effect_size", "p_value", "n"]]
+        view = tests[["benchmark", "setting", "metric", "A", "B", "mean_A", "mean_B", "diff", "lo", "hi", "p_boot",
+                      "effect_size", "p_value", "n", "seeds_A", "seeds_B"]]
         lines += ["## Paired tests", "",
-                  "Per-query values averaged over seeds, two-sided sign-flip randomisation test over queries "
-                  "(10,000 permutations); effect size = Cohen's d_z.", "",
+                  "`diff` = A − B. `lo`/`hi`/`p_boot`: 95 % CI and two-sided p of the difference from a bootstrap that "
+                  "resamples seeds within each condition and queries (2,000 replicates) — the one to trust when "
+                  "seeds disagree. `p_value`/`effect_size`: sign-flip randomisation test over queries on "
+                  "seed-averaged values (10,000 permutations), Cohen's d_z; it ignores seed variance.", "",
                   view.round(4).to_markdown(index=False), ""]
     numeric = [a for a in axes if a in NUMERIC_AXES]
     fits = []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hybrid_sweep.analysis.stats import mean_ci, paired_randomization
+from hybrid_sweep.analysis.stats import mean_ci, paired_randomization, seed_query_bootstrap
 from hybrid_sweep.collect import AXIS_COLUMNS
 
 NUMERIC_AXES = ("n_pairs", "n_train_langs", "pretrain_low_resource", "ratio_mono", "ratio_cross", "ratio_multi", "max_steps", "lr",
@@ -70,8 +70,10 @@ def per_query_frame(root: Path, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def paired_tests(per_query: pd.DataFrame, by: list[str], max_conditions: int = 8) -> pd.DataFrame:
-    """Every pair of conditions, per benchmark and setting: per-query AP (and, in the multilingual
-    setting, rank distance) averaged over seeds, then a paired randomisation test over queries."""
+    """Every pair of conditions, per benchmark and setting, on per-query AP (and, in the multilingual
+    setting, rank distance): a paired sign-flip test over queries on the seed-averaged values (``p_value``,
+    ``effect_size`` = d_z), and a bootstrap over seeds and queries (``lo``/``hi`` = 95 % CI of the
+    difference, ``p_boot``) that also carries seed-to-seed variance."""
     if per_query.empty or not by:
         return pd.DataFrame()
     pq = per_query.assign(condition=per_query.apply(lambda r: condition_label(r, by), axis=1))
@@ -79,13 +81,17 @@ def paired_tests(per_query: pd.DataFrame, by: list[str], max_conditions: int = 8
     for (bench, setting), grp in pq.groupby(["benchmark", "setting"]):
         metrics = ["ap"] + (["rank_distance"] if setting == "multi" else [])
         for metric in metrics:
-            wide = grp.pivot_table(index=["query_id", "doc_lang"], columns="condition", values=metric, aggfunc="mean")
+            per_run = grp.pivot_table(index=["query_id", "doc_lang"], columns=["condition", "run_id"], values=metric)
+            wide = per_run.T.groupby(level="condition").mean().T
             conds = list(wide.columns)[:max_conditions]
             for a, b in itertools.combinations(conds, 2):
                 both = wide[[a, b]].dropna()
                 res = paired_randomization(both[a], both[b])
+                boot = seed_query_bootstrap(per_run[a].loc[both.index].T.to_numpy(), per_run[b].loc[both.index].T.to_numpy())
                 rows.append({"benchmark": bench, "setting": setting, "metric": metric, "A": a, "B": b,
-                             "mean_A": both[a].mean(), "mean_B": both[b].mean(), **res})
+                             "mean_A": both[a].mean(), "mean_B": both[b].mean(), **res,
+                             "lo": boot["lo"], "hi": boot["hi"], "p_boot": boot["p_boot"],
+                             "seeds_A": per_run[a].shape[1], "seeds_B": per_run[b].shape[1]})
     return pd.DataFrame(rows)
 
 
