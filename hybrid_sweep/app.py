@@ -27,7 +27,7 @@ from hybrid_sweep.cli import CONF_DIR, EXIT_USER_ERROR, check_no_secrets, user_e
 from hybrid_sweep.data.loading import validate_eval_config
 from hybrid_sweep.errors import ConfigError, HybridSweepError
 from hybrid_sweep.faults import fault_point
-from hybrid_sweep.io import write_text
+from hybrid_sweep.io import TMP_GLOB, write_text
 from hybrid_sweep.runs.store import RunDir, config_hash, run_id
 from hybrid_sweep.runs.worker import ERROR_FILE, preload, run_forked
 from hybrid_sweep.sampling.hybrid import HybridBatchSampler
@@ -163,6 +163,8 @@ def run_one(cfg: DictConfig) -> str:
         if rd.done:
             return "done"
         previous = rd.status(check_lock=False)  # interrupted or failed: its stages resume from what they left on disk
+        for stale in rd.path.rglob(TMP_GLOB):  # temporary files of a killed writer; we hold the lock
+            stale.unlink()
         write_text(rd.path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         log.info("%s %s (%s)", rid, "starting" if previous == "pending" else f"resuming ({previous})", axes)
         start = time.perf_counter()

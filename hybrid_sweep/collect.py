@@ -17,7 +17,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from hybrid_sweep.faults import fault_point
-from hybrid_sweep.io import write_csv, write_parquet
+from hybrid_sweep.io import TMP_GLOB, waiting_lock, write_csv, write_parquet
 from hybrid_sweep.runs.store import all_runs
 
 # Overrides that never define a condition (seeds are repetitions; the rest are bookkeeping).
@@ -79,10 +79,13 @@ def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame
             frames.append(m)
     runs = pd.DataFrame(rows)
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    write_parquet(root / "runs.parquet", runs)
-    write_csv(root / "runs.csv", runs)
-    fault_point("during_collect")
-    write_parquet(root / "results.parquet", results)
+    with waiting_lock(root / ".collect.lock"):  # one writer of the tables at a time
+        for stale in root.glob(TMP_GLOB):  # left by a collect that was killed
+            stale.unlink()
+        write_parquet(root / "runs.parquet", runs)
+        write_csv(root / "runs.csv", runs)
+        fault_point("during_collect")
+        write_parquet(root / "results.parquet", results)
     if not quiet:
         counts = runs.status.value_counts().to_dict() if len(runs) else {}
         print(f"{root}: {len(runs)} runs {counts}; results.parquet has {len(results)} rows")

@@ -1,7 +1,9 @@
 """Fault injection for the reliability tests: ``HYBRID_SWEEP_FAULT=<point>`` SIGKILLs the whole process
 group (the sweep and its run processes) when execution reaches that point. Points: ``after_checkpoint``
-(training), ``after_eval`` (one benchmark evaluated, results not merged), ``before_done`` (results
-written, DONE not yet), ``during_collect`` (runs.parquet written, results.parquet not yet)."""
+(training), ``during_eval`` (a pool's qrels and run file written, the benchmark's metrics not yet),
+``after_eval`` (one benchmark evaluated, results not merged), ``during_write:<file name>`` (the new file
+complete under its temporary name, not yet renamed), ``before_done`` (results written, DONE not yet),
+``during_collect`` (runs.parquet written, results.parquet not yet)."""
 
 from __future__ import annotations
 

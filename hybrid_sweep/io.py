@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import tempfile
@@ -12,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from hybrid_sweep.errors import DataError
+from hybrid_sweep.faults import fault_point
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -34,20 +36,32 @@ def storage_error(err: BaseException, where=None) -> DataError | None:
     return DataError(path, f"cannot write ({os.strerror(code)})" if code in NO_ROOM else "permission denied")
 
 
+TMP_GLOB = ".*.tmp"  # what atomic_path leaves behind when its process is killed
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # matches TMP_GLOB
     os.close(fd)
     try:
         os.chmod(tmp, FILE_MODE)
         yield Path(tmp)
+        fault_point(f"during_write:{path.name}")  # the new file is complete but not yet in place
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def waiting_lock(path: str | os.PathLike):
+    """Exclusive ``flock`` on ``path``, waiting for the holder (released by the kernel if it dies)."""
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def write_text(path, text: str) -> None:

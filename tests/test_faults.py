@@ -45,7 +45,8 @@ def reference(tmp_path_factory):
     return table(root)
 
 
-@pytest.mark.parametrize("point", ["after_checkpoint", "after_eval", "before_done", "during_collect"])
+@pytest.mark.parametrize("point", ["after_checkpoint", "during_eval", "after_eval", "during_write:metrics.parquet",
+                                   "before_done", "during_collect"])
 def test_kill_anywhere_then_rerun(tmp_path, reference, point):
     killed, _ = sweep(tmp_path, fault=point)
     assert killed.returncode == -9  # the whole tree died
@@ -57,6 +58,7 @@ def test_kill_anywhere_then_rerun(tmp_path, reference, point):
     pd.testing.assert_frame_equal(table(tmp_path), reference)
     runs = pd.read_parquet(tmp_path / "runs.parquet")
     assert list(runs.status) == ["done", "done"]
+    assert not list(tmp_path.rglob(".*.tmp"))  # a killed writer's temporary file is cleaned up
 
 
 def test_refused_write_fails_the_run_in_one_line_then_rerun_completes(tmp_path, reference):

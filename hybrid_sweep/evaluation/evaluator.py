@@ -21,6 +21,7 @@ from hybrid_sweep.evaluation.metrics import metrics_from_ranks
 from hybrid_sweep.evaluation.ranking import relevant_ranks, tie_order, topk_tie_rule
 from hybrid_sweep.evaluation.search import score_blocks
 from hybrid_sweep.evaluation.trec_io import write_qrels, write_run
+from hybrid_sweep.faults import fault_point
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def evaluate_embeddings(
                     write_run(Path(output_dir) / "runs" / f"{stem}.trec",
                               np.repeat(qids[pool.queries], depth), cids[cols[top_cols.numpy()]].ravel(),
                               np.tile(np.arange(1, depth + 1), len(pool.queries)), top_scores.numpy().ravel(), tag)
+                fault_point("during_eval")  # some pools' files written, metrics not yet
     metrics = pd.DataFrame(rows, columns=["benchmark", "setting", "query_lang", "doc_lang", "metric", "value",
                                           "n_queries", "n_skipped"])
     metrics = pd.concat([metrics, _macro_rows(metrics)], ignore_index=True)

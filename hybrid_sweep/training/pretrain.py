@@ -11,7 +11,6 @@ Languages: ``base_languages`` always, plus the first ``n_low_resource`` of ``low
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import time
@@ -26,7 +25,7 @@ from hybrid_sweep.data.hub_sources import load_hub_dataset
 from hybrid_sweep.data.train_loading import load_training_data, vocabulary_texts
 from hybrid_sweep.encoders import build_encoder
 from hybrid_sweep.errors import ConfigError, DataError
-from hybrid_sweep.io import write_text
+from hybrid_sweep.io import waiting_lock, write_text
 from hybrid_sweep.runs.store import config_hash
 
 log = logging.getLogger(__name__)
@@ -114,8 +113,7 @@ def pretrained_model(cfg, results_root: Path) -> Path:
     """The cached pre-trained sentence-transformers folder for ``cfg`` (computed once)."""
     folder = Path(results_root) / "cache" / "pretrain" / pretrain_key(cfg)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another run computing the same checkpoint: wait for it
+    with waiting_lock(folder / ".lock"):  # another run computing the same checkpoint: wait for it
         if not (folder / "DONE").exists():
             log.info("continued pre-training into %s", folder)
             continued_mlm(cfg, folder)
