@@ -9,7 +9,6 @@ scale and 16 bytes for 32 weights (low nibble = weight j, high nibble = weight j
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import json
 import logging
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 from hybrid_sweep.errors import DataError, HybridSweepError
-from hybrid_sweep.io import atomic_path
+from hybrid_sweep.io import atomic_path, waiting_lock
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +180,7 @@ def me5_small_q4_folder(cache_dir: Path, layers: int | None = None) -> Path:
     if (folder / "modules.json").exists():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.with_name(folder.name + ".lock"), "a") as lock:  # parallel runs / ranks convert once
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with waiting_lock(folder.with_name(folder.name + ".lock")):  # parallel runs / ranks convert once
         if not (folder / "modules.json").exists():
             convert_me5_small_q4(folder, layers)
     return folder
