@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from hybrid_sweep.faults import fault_point
 from hybrid_sweep.io import TMP_GLOB, waiting_lock, write_csv, write_parquet
-from hybrid_sweep.runs.store import all_runs
+from hybrid_sweep.runs.store import all_runs, semantic_config
 
 # Overrides that never define a condition (seeds are repetitions; the rest are bookkeeping).
 NOT_VARIANT = ("train.seed=", "results_root=", "encoder.progress=", "plan=", "+sweep=", "sweep_name=", "hydra",
@@ -52,17 +52,39 @@ def axis_values(cfg, train_summary: dict | None = None) -> dict:
     }
 
 
+def separate_hidden_differences(rows: list[dict], configs: dict[str, dict]) -> list[str]:
+    """Runs that agree on every axis column, variant and seed but not on their config (a default edited
+    between sweeps, a key a newer version added) are different conditions, not extra seeds: append the
+    config keys that differ to their ``variant``. Returns those keys."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((*(str(row.get(c)) for c in AXIS_COLUMNS if c != "seed"), row["variant"]), []).append(row)
+    hidden: set[str] = set()
+    for members in groups.values():
+        seeds = [str(m.get("seed")) for m in members]
+        if len(seeds) == len(set(seeds)):
+            continue
+        flat = [configs[m["run_id"]] for m in members]
+        keys = sorted(k for k in set().union(*flat) if k != "train.seed"
+                      and len({str(f.get(k, "<absent>")) for f in flat}) > 1)
+        for m, f in zip(members, flat):
+            m["variant"] = " ".join([m["variant"], *(f"{k}={f.get(k, '<absent>')}" for k in keys)]).strip()
+        hidden.update(keys)
+    return sorted(hidden)
+
+
 def _json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
 def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     root = Path(root)
-    rows, frames = [], []
+    rows, configs = [], {}
     for rd in all_runs(root):
         if not (rd.path / "config.yaml").exists():
             continue
         cfg = OmegaConf.load(rd.path / "config.yaml")
+        configs[rd.id] = pd.json_normalize(semantic_config(cfg), sep=".").iloc[0].to_dict()
         info = rd.info()
         stages = _json(rd.path / "stages.json")
         status = rd.status()
@@ -72,8 +94,11 @@ def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame
                **stages}
         row["variant"] = " ".join(sorted(o for o in (info.get("overrides") or "").split() if not o.startswith(NOT_VARIANT)))
         rows.append(row)
-        if status == "done":
-            m = pd.read_parquet(rd.path / "metrics.parquet")
+    hidden = separate_hidden_differences(rows, configs)
+    frames = []
+    for row in rows:
+        if row["status"] == "done":
+            m = pd.read_parquet(root / "runs" / row["run_id"] / "metrics.parquet")
             for key in ("run_id", "sweep", "variant", *AXIS_COLUMNS):
                 m.insert(len(m.columns), key, row.get(key))
             frames.append(m)
@@ -87,6 +112,9 @@ def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame
         fault_point("during_collect")
         write_parquet(root / "results.parquet", results)
     if not quiet:
+        if hidden:
+            print(f"note: runs with the same axes and seed differ in {', '.join(hidden)} (not on their command "
+                  "lines: an edited default or a newer version); kept apart as conditions in `variant`")
         counts = runs.status.value_counts().to_dict() if len(runs) else {}
         print(f"{root}: {len(runs)} runs {counts}; results.parquet has {len(results)} rows")
         for _, r in runs[runs.status == "failed"].iterrows() if len(runs) else []:

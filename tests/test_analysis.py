@@ -83,3 +83,23 @@ def test_analyze_cli_errors(tmp_path):
     res = subprocess.run([sys.executable, "-m", "hybrid_sweep.analyze", str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode == 2 and "no results.parquet" in res.stderr
+
+
+def test_runs_differing_only_off_the_command_line_are_not_pooled_as_seeds():
+    """Two generations of the same runs (a config key added by a newer version) share axes, overrides and
+    seeds; collect keeps them apart as conditions instead of counting six seeds where there are three."""
+    from hybrid_sweep.collect import separate_hidden_differences
+
+    rows, configs = [], {}
+    for gen, extra in (("old", {}), ("new", {"encoder.tiny.vocab_from": "all_languages"})):
+        for seed in (0, 1, 2):
+            rid = f"{gen}{seed}"
+            rows.append({"run_id": rid, "seed": seed, "n_pairs": 30, "variant": "sampler.n_pairs=30"})
+            configs[rid] = {"train.seed": seed, "sampler.n_pairs": 30, **extra}
+    rows.append({"run_id": "other", "seed": 0, "n_pairs": 1, "variant": "sampler.n_pairs=1"})
+    configs["other"] = {"train.seed": 0, "sampler.n_pairs": 1}
+    assert separate_hidden_differences(rows, configs) == ["encoder.tiny.vocab_from"]
+    variants = {r["run_id"]: r["variant"] for r in rows}
+    assert variants["old0"] == "sampler.n_pairs=30 encoder.tiny.vocab_from=<absent>"
+    assert variants["new2"] == "sampler.n_pairs=30 encoder.tiny.vocab_from=all_languages"
+    assert variants["other"] == "sampler.n_pairs=1"  # nothing to separate: untouched
