@@ -9,6 +9,13 @@ from hydra.experimental.callback import Callback
 
 
 class CollectResults(Callback):
+    def on_multirun_start(self, config, **kwargs) -> None:
+        # Import now, not when the sweep ends: a sweep that runs for days then collects and analyses with
+        # the code it started with, even if the package is edited meanwhile.
+        import hybrid_sweep.analysis.report  # noqa: F401
+        import hybrid_sweep.collect  # noqa: F401
+        import hybrid_sweep.tracking  # noqa: F401
+
     def on_run_end(self, config, **kwargs) -> None:
         self._collect(config, analyze=False)
 

@@ -74,10 +74,14 @@ ERROR_FILE = "error.txt"  # the one-line reason a worker failed, read by the swe
 
 
 def preload() -> None:
-    """Import what a run needs, so forked workers start without paying for it again."""
+    """Import what a run needs, so forked workers start without paying for it again and run the code the
+    sweep started with even if the package is edited meanwhile."""
     import sentence_transformers  # noqa: F401
 
+    import hybrid_sweep.encoders.e5_q4  # noqa: F401
     import hybrid_sweep.evaluate  # noqa: F401
+    import hybrid_sweep.tracking  # noqa: F401
+    import hybrid_sweep.training.pretrain  # noqa: F401
     import hybrid_sweep.training.trainer  # noqa: F401
 
 
