@@ -42,7 +42,7 @@ class RunFailed(HybridSweepError):
 
 def validate(cfg: DictConfig) -> None:
     """Cheap checks before anything is written (the data-dependent ones run in the worker)."""
-    check_no_secrets(OmegaConf.to_container(cfg))
+    check_no_secrets(cfg)
     if not cfg.get("evals"):
         raise ConfigError("evals", "no benchmark to evaluate on")
     for name, ev in cfg.evals.items():

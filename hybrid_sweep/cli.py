@@ -86,7 +86,13 @@ def secret_error(key: str) -> ConfigError:
 
 
 def check_no_secrets(node, prefix: str = "") -> None:
-    """Refuse a composed config that carries a secret-looking key (it would be written to config.yaml)."""
+    """Refuse a composed config (DictConfig or dict) that carries a secret-looking key (it would be
+    written to config.yaml)."""
+    if not isinstance(node, dict):
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(node, DictConfig):
+            node = OmegaConf.to_container(node)
     if isinstance(node, dict):
         for key, value in node.items():
             dotted = f"{prefix}{key}"

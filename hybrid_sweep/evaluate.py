@@ -66,7 +66,7 @@ def summary_table(metrics: pd.DataFrame) -> str:
 @hydra.main(config_path=CONF_DIR, config_name="evaluate", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
-    check_no_secrets(OmegaConf.to_container(cfg))
+    check_no_secrets(cfg)
     quiet_libraries()
     output_dir = Path(cfg.output_dir)
     if (output_dir / "metrics.parquet").exists() and not cfg.overwrite:

@@ -22,7 +22,7 @@ from hybrid_sweep.io import write_text
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
-    check_no_secrets(OmegaConf.to_container(cfg))
+    check_no_secrets(cfg)
     quiet_libraries()
     from hybrid_sweep.tracking import make_tracker
     from hybrid_sweep.training import distributed as dist
