@@ -52,7 +52,7 @@ def test_metrics_table_shape_and_macro_average(small_bench):
     q, c = _embeddings(small_bench, None)
     out = evaluate_embeddings(small_bench, q, c)
     m = out.metrics
-    assert list(m.columns) == ["benchmark", "setting", "query_lang", "doc_lang", "metric", "value", "n_queries", "n_skipped"]
+    assert list(m.columns) == ["benchmark", "setting", "query_lang", "doc_lang", "metric", "value", "n_queries", "n_skipped", "depth"]
     assert not m.duplicated(["benchmark", "setting", "query_lang", "doc_lang", "metric"]).any()
     per_pool = m[m.query_lang != "avg"]
     avg = m[m.query_lang == "avg"].set_index(["setting", "metric"])

@@ -27,13 +27,17 @@ log = logging.getLogger(__name__)
 
 POOL_METRICS = ("map", "mrr", "recall@1", "recall@5", "recall@10", "recall@100",
                 "success@1", "success@5", "success@10", "ndcg@10")
-MULTI_METRICS = ("rank_distance", "same_lang@10")
+MULTI_METRICS = ("rank_distance", "same_lang@10", "rank_distance_excluded")
+# rank_distance (max - min rank of the relevant set) is averaged over the queries with >= 2 relevant
+# candidates in the pool; rank_distance_excluded counts the others (a subset can cut a group to one item)
+COUNT_METRICS = ("rank_distance_excluded",)  # counts: the macro row sums them
+FULL = "full"  # the `depth` column: metrics from the full ranking of the pool
 SAME_LANG_K = 10
 
 
 @dataclass
 class EvalOutput:
-    metrics: pd.DataFrame  # long: benchmark, setting, query_lang, doc_lang, metric, value, n_queries, n_skipped
+    metrics: pd.DataFrame  # long: benchmark, setting, query_lang, doc_lang, metric, value, n_queries, n_skipped, depth
     per_query: pd.DataFrame  # benchmark, setting, query_id, group, query_lang, doc_lang, ap, rr, first_rank, ...
 
 
@@ -85,7 +89,7 @@ def evaluate_embeddings(
                 stem = Path(bench.name) / setting / f"{pool.query_lang}-{pool.doc_lang}"
                 write_qrels(Path(output_dir) / "qrels" / f"{stem}.qrels",
                             {qids[q]: list(cids[r]) for q, r in zip(pool.queries, pool.relevant)})
-                if want_run:
+                if want_run and res:  # a pool with every query skipped has no run
                     top_scores, top_cols = res["top"]
                     depth = top_cols.shape[1]
                     write_run(Path(output_dir) / "runs" / f"{stem}.trec",
@@ -93,8 +97,8 @@ def evaluate_embeddings(
                               np.tile(np.arange(1, depth + 1), len(pool.queries)), top_scores.numpy().ravel(), tag)
                 fault_point("during_eval")  # some pools' files written, metrics not yet
     metrics = pd.DataFrame(rows, columns=["benchmark", "setting", "query_lang", "doc_lang", "metric", "value",
-                                          "n_queries", "n_skipped"])
-    metrics = pd.concat([metrics, _macro_rows(metrics)], ignore_index=True)
+                                          "n_queries", "n_skipped", "depth"])
+    metrics = pd.concat([metrics, macro_rows(metrics)], ignore_index=True)
     pq = pd.concat(per_query, ignore_index=True) if per_query else pd.DataFrame()
     return EvalOutput(metrics, pq)
 
@@ -142,7 +146,7 @@ def _per_query_frame(bench_name: str, pool: Pool, qids, questions, res) -> pd.Da
         "query_id": qids[pool.queries], "group": [questions[i].group for i in pool.queries],
         "query_lang": pool.query_lang, "doc_lang": pool.doc_lang,
         "ap": res["map"].numpy(), "rr": res["mrr"].numpy(), "first_rank": res["first_rank"].numpy().astype(np.int64),
-        "rank_distance": res["rank_distance"].numpy() if multi else np.nan,
+        "rank_distance": _rank_distance(res, pool) if multi else np.nan,
         "same_lang@10": res["same_lang@10"].numpy() if multi else np.nan,
     })
 
@@ -153,17 +157,37 @@ def _pool_rows(bench_name: str, pool: Pool, res) -> list[tuple]:
         log.warning("%s %s %s-%s: every query skipped (no relevant candidate in the pool)",
                     bench_name, pool.setting, pool.query_lang, pool.doc_lang)
         return []
-    names = POOL_METRICS + (MULTI_METRICS if pool.doc_lang == MULTI_POOL else ())
-    return [(bench_name, pool.setting, pool.query_lang, pool.doc_lang, m, float(res[m].mean()), n, pool.n_skipped)
-            for m in names]
+    rows = [(bench_name, pool.setting, pool.query_lang, pool.doc_lang, m, float(res[m].mean()), n, pool.n_skipped, FULL)
+            for m in POOL_METRICS]
+    if pool.doc_lang == MULTI_POOL:
+        rd = _rank_distance(res, pool)
+        counted = ~np.isnan(rd)
+        if counted.any():
+            rows.append((bench_name, pool.setting, pool.query_lang, pool.doc_lang, "rank_distance",
+                         float(rd[counted].mean()), int(counted.sum()), pool.n_skipped, FULL))
+        rows.append((bench_name, pool.setting, pool.query_lang, pool.doc_lang, "same_lang@10",
+                     float(res["same_lang@10"].mean()), n, pool.n_skipped, FULL))
+        rows.append((bench_name, pool.setting, pool.query_lang, pool.doc_lang, "rank_distance_excluded",
+                     float((~counted).sum()), n, pool.n_skipped, FULL))
+    return rows
 
 
-def _macro_rows(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Macro average over the pools of each (benchmark, setting, metric): query_lang = 'avg'."""
+def _rank_distance(res, pool: Pool) -> np.ndarray:
+    """Per query; NaN where fewer than 2 relevant candidates are in the pool (distance 0 by construction)."""
+    n_rel = np.array([len(r) for r in pool.relevant])
+    return np.where(n_rel >= 2, res["rank_distance"].numpy(), np.nan)
+
+
+def macro_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Macro average over the pools of each (benchmark, setting, metric): query_lang = 'avg'. Count metrics
+    are summed; ``depth`` is the pools' depth, or 'mixed' where they differ."""
     if metrics.empty:
         return metrics
     g = metrics.groupby(["benchmark", "setting", "metric"], sort=False)
-    out = g.agg(value=("value", "mean"), n_queries=("n_queries", "sum"), n_skipped=("n_skipped", "sum")).reset_index()
+    out = g.agg(value=("value", "mean"), total=("value", "sum"), n_queries=("n_queries", "sum"),
+                n_skipped=("n_skipped", "sum"), depth=("depth", lambda d: d.iloc[0] if d.nunique() == 1 else "mixed"),
+                multi=("doc_lang", lambda d: (d == MULTI_POOL).all())).reset_index()
+    out["value"] = np.where(out.metric.isin(COUNT_METRICS), out["total"], out["value"])
     out["query_lang"] = "avg"
-    out["doc_lang"] = np.where(out["setting"] == "multi", MULTI_POOL, "avg")
+    out["doc_lang"] = np.where(out["multi"], MULTI_POOL, "avg")
     return out[metrics.columns]
