@@ -87,3 +87,48 @@ def test_run_depth_limits_run_files(small_bench, tmp_path):
     assert run.groupby(0)[3].apply(lambda r: list(r) == list(range(1, 8))).all()
     assert not (tmp_path / "runs" / small_bench.name / "multi").exists()
     assert (tmp_path / "qrels" / small_bench.name / "multi" / "qla-all.qrels").exists()
+
+
+def _drop_questions(bench, lang, keep):
+    from dataclasses import replace
+
+    from hybrid_sweep.data.benchmark import Benchmark
+
+    langs = dict(bench.languages)
+    data = langs[lang]
+    langs[lang] = replace(data, questions=[q for q in data.questions if keep(q)])
+    return Benchmark(bench.name, langs)
+
+
+def test_cross_runs_with_a_fully_skipped_pool_write_no_run_and_finish(small_bench, tmp_path):
+    """qga has no questions: every qla query is skipped in the qla->qga cross pool (issue: KeyError 'top')."""
+    bench = _drop_questions(small_bench, "qga", lambda q: False)
+    q, c = _embeddings(bench, None)
+    out = evaluate_embeddings(bench, q, c, output_dir=tmp_path, write_runs=("mono", "cross", "multi"))
+    runs = tmp_path / "runs" / bench.name / "cross"
+    assert not (runs / "qla-qga.trec").exists() and (runs / "qla-qca.trec").exists()
+    assert not (tmp_path / "runs" / bench.name / "mono" / "qga-qga.trec").exists()
+    cross = out.metrics[(out.metrics.setting == "cross") & (out.metrics.query_lang != "avg")]
+    assert "qga" not in set(cross.doc_lang) and "qga" not in set(cross.query_lang)
+    assert (tmp_path / "qrels" / bench.name / "cross" / "qca-qla.qrels").exists()
+
+
+def test_rank_distance_only_over_queries_with_two_or_more_relevant(small_bench):
+    """Groups left with one language version (a subset) have rank distance 0 by construction: excluded, counted."""
+    qla_groups = [q.group for q in small_bench.languages["qla"].questions]
+    single = set(qla_groups[::3])  # these groups keep only their qla version
+    bench = small_bench
+    for lang in ("qca", "qga"):
+        bench = _drop_questions(bench, lang, lambda q: q.group not in single)
+    q, c = _embeddings(bench, None)
+    out = evaluate_embeddings(bench, q, c, settings=("multi",))
+    pq = out.per_query[out.per_query.query_lang == "qla"]
+    is_single = pq.group.isin(single)
+    assert is_single.sum() == len(single) > 0
+    assert pq[is_single].rank_distance.isna().all() and pq[~is_single].rank_distance.notna().all()
+    rows = out.metrics[out.metrics.query_lang == "qla"].set_index("metric")
+    assert rows.loc["rank_distance", "value"] == pytest.approx(pq[~is_single].rank_distance.mean())
+    assert rows.loc["rank_distance", "n_queries"] == (~is_single).sum()
+    assert rows.loc["rank_distance_excluded", "value"] == len(single)
+    avg = out.metrics[out.metrics.query_lang == "avg"].set_index("metric")
+    assert avg.loc["rank_distance_excluded", "value"] == len(single)  # counts are summed, not averaged
