@@ -137,3 +137,25 @@ class Benchmark:
                 pools.append(Pool(setting, x, doc_lang, np.asarray(keep, dtype=np.int64), cands, rel, n - len(keep)))
             q_off += n
         return pools
+
+
+def as_retrieval_task(bench: Benchmark, settings=("mono",), candidate_text: str = "sentence"):
+    """The same pools as a generic RetrievalTask (one corpus and one query table per language), so the
+    generic evaluator can be checked against this one (ids and relevance unchanged)."""
+    from hybrid_sweep.data.retrieval_task import DocTable, QueryTable, RetrievalTask, TaskPool
+
+    corpora, queries = {}, {}
+    for lang, data in bench.languages.items():
+        texts = [c.text if candidate_text == "sentence" else f"{c.text}\n{c.context}" for c in data.candidates]
+        corpora[lang] = DocTable([c.cid for c in data.candidates], texts, None, lang)
+        queries[lang] = QueryTable([q.qid for q in data.questions], [q.text for q in data.questions], lang,
+                                   [q.group for q in data.questions])
+    cids = [c.cid for c in bench.all_candidates()]
+    qids = [q.qid for q in bench.all_questions()]
+    pools = []
+    for setting in settings:
+        for p in bench.pools(setting):
+            docs = tuple(bench.langs) if p.doc_lang == MULTI_POOL else (p.doc_lang,)
+            qrels = {qids[q]: {cids[c]: 1 for c in rel} for q, rel in zip(p.queries, p.relevant)}
+            pools.append(TaskPool(setting, p.query_lang, p.doc_lang, p.query_lang, docs, qrels))
+    return RetrievalTask(bench.name, corpora, queries, pools)
