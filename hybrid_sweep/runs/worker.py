@@ -49,6 +49,7 @@ def _eval_stage(cfg, run_dir: Path, model_dir: Path | None) -> None:
     from hybrid_sweep.evaluate import run_evaluation
 
     encoder = None
+    train_languages = _train_languages(cfg, run_dir)
     for name, ev in cfg.evals.items():
         out = run_dir / "eval" / name
         if (out / "metrics.parquet").exists():
@@ -56,8 +57,18 @@ def _eval_stage(cfg, run_dir: Path, model_dir: Path | None) -> None:
         view = OmegaConf.merge(cfg, {"eval": ev})
         if model_dir is not None and encoder is None:
             encoder = build_encoder(from_folder(cfg.encoder, model_dir))
-        run_evaluation(view, out, encoder)  # without a model dir: builds the configured (zero-shot) encoder
+        run_evaluation(view, out, encoder, train_languages)  # no model dir: the configured (zero-shot) encoder
         fault_point("after_eval")
+
+
+def _train_languages(cfg, run_dir: Path) -> list[str] | None:
+    """The fine-tuning languages (seen / unseen breakdown): data.languages, else what training used."""
+    if not cfg.train.get("enabled", True):
+        return None
+    if cfg.data.get("languages"):
+        return list(cfg.data.languages)
+    summary = run_dir / "train_summary.json"
+    return json.loads(summary.read_text()).get("languages") if summary.exists() else None
 
 
 def _merge(cfg, run_dir: Path, tracker) -> None:
