@@ -8,7 +8,8 @@ Configs, as mteb 2.x's RetrievalDatasetLoader looks for them (docs/retrieval_tas
     qrels    default, else qrels    S-qrels
 
 Split: the requested split where the config has it, else the config's only split (BEIR-style ``corpus``
-/ ``queries`` split names). Columns: ``id`` or ``_id``, ``text``, optional ``title``; qrels ``query-id``,
+/ ``queries`` split names); for qrels the requested split must exist (mteb would fall back to a
+single other split, which would silently evaluate the wrong judgements). Columns: ``id`` or ``_id``, ``text``, optional ``title``; qrels ``query-id``,
 ``corpus-id``, ``score`` (read as an integer grade). ``path`` is a hub name or a local folder holding
 the same layout (``README.md`` with a ``configs:`` section, files ``<config>/<split>-*.parquet``).
 """
@@ -46,17 +47,17 @@ def _call(path: str, what, *args, **kwargs):
         raise DataError(path, f"cannot load dataset ({type(err).__name__}){'' if Path(path).exists() else '; ' + OFFLINE_HINT}") from None
 
 
-def _pick_split(dd, requested: str, where: str):
+def _pick_split(dd, requested: str, where: str, exact: bool = False):
     if requested in dd:
         return dd[requested]
-    if len(dd) == 1:
+    if len(dd) == 1 and not exact:
         return next(iter(dd.values()))
     raise DataError(where, f"no split {requested!r} (eval.split); splits: {', '.join(dd)}")
 
 
-def _load_config(path: str, config: str, split: str, revision: str | None):
+def _load_config(path: str, config: str, split: str, revision: str | None, exact: bool = False):
     dd = _call(path, _datasets().load_dataset, config, revision=revision)
-    return _pick_split(dd, split, f"{path} config {config!r}")
+    return _pick_split(dd, split, f"{path} config {config!r}", exact)
 
 
 def _id_column(ds, where: str) -> str:
@@ -95,7 +96,7 @@ def load_mteb_subset(path: str, split: str, subset: str | None, lang: str, revis
             raise DataError(path, f"no config {cfg!r} (eval.languages / layout); configs: {', '.join(sorted(configs))}")
     corpus_ds = _load_config(path, c_name, split, revision)
     queries_ds = _load_config(path, q_name, split, revision)
-    qrels_ds = _load_config(path, r_name, split, revision)
+    qrels_ds = _load_config(path, r_name, split, revision, exact=True)  # the split is the qrels' split
     where = f"{path} {c_name}"
     idc = _id_column(corpus_ds, where)
     _need(corpus_ds, ["text"], where)
