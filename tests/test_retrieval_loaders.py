@@ -7,7 +7,7 @@ from hybrid_sweep.data.beir_format import load_beir_folder
 from hybrid_sweep.data.hf_retrieval import load_mteb_task
 from hybrid_sweep.data.trec_format import load_trec_task
 from hybrid_sweep.errors import DataError
-from retrieval_fixtures import mteb_subset, write_beir, write_mteb_repo
+from tests.retrieval_fixtures import mteb_subset, write_beir, write_mteb_repo
 
 CORPUS = [("MED-10", "Statins", "statins lower cholesterol"), ("MED-2", "", "aspirin and pain"),
           ("MED-3", "Diet", "fibre and the gut")]
