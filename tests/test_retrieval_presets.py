@@ -106,3 +106,16 @@ def test_offline_hub_dataset_is_one_line_naming_it(tmp_path):
     lines = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "mteb/scifact" in lines[0] and "eval.path=" in lines[0]
     assert not (tmp_path / "ev" / "metrics.parquet").exists()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("eval.settings=[cross]", "eval.settings: retrieval tasks have one setting, mono"),
+    ("eval.full_rank_max=0", "eval.full_rank_max: must be a positive integer"),
+    ("eval.format=csv", "eval.format: unknown format 'csv'"),
+    ("eval.write_runs=[diag]", "eval.write_runs: unknown setting 'diag'"),
+    ("eval.kind=other", "eval.kind: unknown kind 'other'"),
+])
+def test_bad_retrieval_config_is_a_config_error(tmp_path, override, message):
+    cfg = compose("eval=beir", f"eval.path={tmp_path}", override)
+    with pytest.raises(ConfigError, match=message):
+        load_retrieval_tasks(cfg.eval, cfg.paths)

@@ -78,7 +78,12 @@ def validate_task_config(ev) -> None:
     langs = ev.get("languages")
     if langs is not None and not isinstance(langs, str) and len(langs) == 0:
         raise ConfigError("eval.languages", "empty list; use null for the preset's languages")
+    for s in list(ev.get("write_runs") or []):
+        if s not in SETTINGS:
+            raise ConfigError("eval.write_runs", f"unknown setting {s!r}; one of {', '.join(SETTINGS)}")
     if kind == "retrieval":
+        if list(ev.get("settings") or []) != ["mono"]:
+            raise ConfigError("eval.settings", "retrieval tasks have one setting, mono (each query language against its corpus)")
         if ev.get("format", "auto") not in FORMATS:
             raise ConfigError("eval.format", f"unknown format {ev.format!r}; one of {', '.join(FORMATS)}")
         if ev.get("format") == "trec":
