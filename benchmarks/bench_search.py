@@ -48,6 +48,11 @@ def make_embeddings(path: Path, rows: int, dim: int, seed: int, chunk: int = 655
     os.replace(path.with_suffix(".tmp.npy"), path)
 
 
+def load(args):
+    return (np.load(args.workdir / f"queries_{args.queries}x{args.dim}.npy", mmap_mode="r"),
+            np.load(args.workdir / f"docs_{args.docs}x{args.dim}.npy", mmap_mode="r"))
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -57,8 +62,7 @@ def run_ours(args) -> dict:
 
     from hybrid_sweep.evaluation.topk import exact_topk
 
-    q = np.load(args.workdir / "queries.npy", mmap_mode="r")
-    d = np.load(args.workdir / "docs.npy", mmap_mode="r")
+    q, d = load(args)
     out = {}
     for dtype in ["float32"] + (["float16"] if args.device == "cuda" else []):
         if args.device == "cuda":  # warm-up: CUDA context, cuBLAS handles
@@ -119,8 +123,7 @@ def run_mteb(args) -> dict:
     from mteb.types import PromptType
 
     datasets.disable_progress_bars()
-    q = np.load(args.workdir / "queries.npy", mmap_mode="r")
-    d = np.load(args.workdir / "docs.npy", mmap_mode="r")
+    q, d = load(args)
 
     class Precomputed:
         """Hands MTEB the stored embeddings: all queries, then the corpus chunk by chunk in order."""
@@ -181,6 +184,7 @@ def compare(workdir: Path, ours: str, theirs: str, tol: float = 1e-5) -> tuple[i
 
 def child(args, which: str) -> dict:
     cmd = [sys.executable, __file__, "--child", which, "--workdir", str(args.workdir), "--k", str(args.k),
+           "--docs", str(args.docs), "--queries", str(args.queries), "--dim", str(args.dim),
            "--device", args.device, "--backend", args.backend, "--query-block", str(args.query_block),
            "--doc-block", str(args.doc_block)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -218,8 +222,8 @@ def main():
 
 def bench(args):
     args.workdir.mkdir(parents=True, exist_ok=True)
-    make_embeddings(args.workdir / "docs.npy", args.docs, args.dim, seed=1)
-    make_embeddings(args.workdir / "queries.npy", args.queries, args.dim, seed=2)
+    make_embeddings(args.workdir / f"docs_{args.docs}x{args.dim}.npy", args.docs, args.dim, seed=1)
+    make_embeddings(args.workdir / f"queries_{args.queries}x{args.dim}.npy", args.queries, args.dim, seed=2)
 
     import torch
 

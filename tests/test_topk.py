@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -120,10 +121,28 @@ def test_approximate_backends_find_most_true_neighbours(backend):
     assert (got[:, 0] == np.arange(20)).all()  # each query's own near-copy comes first
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_equals_reference_and_half_precision_is_close():
+    q, d = tied_embeddings(np.random.default_rng(7), 40, 3000, 8, levels=1)
+    want_v, want_i = reference_topk(q, d, 30)
+    got_v, got_i = exact_topk(q, d.astype(np.float16), 30, device="cuda", query_block=16, doc_block=700)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_array_equal(got_v, want_v)
+    rng = np.random.default_rng(8)
+    q, d = rng.standard_normal((20, 64)).astype(np.float16), rng.standard_normal((5000, 64)).astype(np.float16)
+    want_v, _ = reference_topk(q.astype(np.float32), d.astype(np.float32), 10)
+    half_v, _ = exact_topk(q, d, 10, device="cuda", compute_dtype="float16", doc_block=1000)
+    np.testing.assert_allclose(half_v, want_v, rtol=1e-3, atol=1e-2)  # fp16 inputs exact, fp32 accumulation
+
+
 def test_bench_search_smoke(tmp_path):
+    with_mteb = importlib.util.find_spec("mteb") is not None
     out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_search.py"), "--smoke", "--workdir", str(tmp_path)],
+        [sys.executable, str(ROOT / "benchmarks" / "bench_search.py"), "--smoke", "--workdir", str(tmp_path)]
+        + ([] if with_mteb else ["--no-mteb"]),
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "equal top-k: True" in out.stdout
+    assert "ours (cpu, float32)" in out.stdout
+    if with_mteb:
+        assert "equal top-k: True" in out.stdout

@@ -97,9 +97,7 @@ def _to_device(x, start: int, stop: int, device: torch.device, dtype=torch.float
         block = torch.from_numpy(np.array(x[start:stop], dtype=np.float32))  # one read, one conversion
     else:
         block = torch.from_numpy(np.array(x[start:stop]))  # copied in the stored dtype (fp16: half the bytes)
-    if device.type == "cuda" and block.device.type == "cpu":
-        block = block.pin_memory().to(device, non_blocking=True)
-    return block.to(device=device, dtype=dtype)
+    return block.to(device=device).to(dtype=dtype)  # moved in the stored dtype, converted on the device
 
 
 def _scores(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
