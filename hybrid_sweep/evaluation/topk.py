@@ -18,6 +18,7 @@ for ``faiss_flat`` a row with a tie across the cut is recomputed with the torch 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -89,15 +90,32 @@ def _check(queries, docs, k, query_block, doc_block, backend, compute_dtype) -> 
     return qs[0], ds[0], min(int(k), ds[0])
 
 
-def _to_device(x, start: int, stop: int, device: torch.device, dtype=torch.float32) -> torch.Tensor:
-    """Rows [start, stop) as a contiguous ``dtype`` tensor on ``device`` (copied in the stored dtype)."""
+def _host_block(x, start: int, stop: int, device: torch.device, dtype) -> torch.Tensor:
+    """Rows [start, stop) in host memory (the slow part for a memmap: it reads the disk / page cache)."""
     if torch.is_tensor(x):
-        block = x[start:stop]
-    elif device.type == "cpu" and dtype == torch.float32:
-        block = torch.from_numpy(np.array(x[start:stop], dtype=np.float32))  # one read, one conversion
-    else:
-        block = torch.from_numpy(np.array(x[start:stop]))  # copied in the stored dtype (fp16: half the bytes)
-    return block.to(device=device).to(dtype=dtype)  # moved in the stored dtype, converted on the device
+        return x[start:stop]
+    if device.type == "cpu" and dtype == torch.float32:
+        return torch.from_numpy(np.array(x[start:stop], dtype=np.float32))  # one read, one conversion
+    block = torch.from_numpy(np.array(x[start:stop]))  # stored dtype: fp16 moves half the bytes
+    return block.pin_memory() if device.type == "cuda" else block
+
+
+def _to_device(x, start: int, stop: int, device: torch.device, dtype=torch.float32) -> torch.Tensor:
+    """Rows [start, stop) as a ``dtype`` tensor on ``device`` (moved in the stored dtype, converted there)."""
+    return _host_block(x, start, stop, device, dtype).to(device, non_blocking=True).to(dtype)
+
+
+def _doc_blocks(docs, device: torch.device, dtype, doc_block: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """(offset, block on device) in order; a thread reads the next block while this one is scored."""
+    n = _shape(docs)[0]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_host_block, docs, 0, min(doc_block, n), device, dtype)
+        for offset in range(0, n, doc_block):
+            block = pending.result()
+            if offset + doc_block < n:
+                pending = pool.submit(_host_block, docs, offset + doc_block, min(offset + 2 * doc_block, n),
+                                      device, dtype)
+            yield offset, block.to(device, non_blocking=True).to(dtype)
 
 
 def _scores(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -106,13 +124,11 @@ def _scores(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return torch.mm(q, d.T, out_dtype=torch.float32)  # tensor cores, fp32 accumulate and output
 
 
-def _torch_rows(q: torch.Tensor, docs, kk: int, device: torch.device, doc_block: int,
-                rows_only: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _torch_rows(q: torch.Tensor, docs, kk: int, device: torch.device, doc_block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-kk of the query rows ``q`` over all docs, streamed in doc blocks."""
     run_v = torch.empty((q.shape[0], 0), dtype=torch.float32, device=device)
     run_i = torch.empty((q.shape[0], 0), dtype=torch.int64, device=device)
-    for offset in range(0, _shape(docs)[0], doc_block):
-        d = _to_device(docs, offset, min(offset + doc_block, _shape(docs)[0]), device, q.dtype)
+    for offset, d in _doc_blocks(docs, device, q.dtype, doc_block):
         vals, idx = block_topk(_scores(q, d), kk)
         run_v, run_i = merge_topk(run_v, run_i, vals, idx + offset, kk)
     return run_v, run_i
