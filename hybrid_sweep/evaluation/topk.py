@@ -124,6 +124,7 @@ def _scores(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return torch.mm(q, d.T, out_dtype=torch.float32)  # tensor cores, fp32 accumulate and output
 
 
+@torch.no_grad()
 def _torch_rows(q: torch.Tensor, docs, kk: int, device: torch.device, doc_block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-kk of the query rows ``q`` over all docs, streamed in doc blocks."""
     run_v = torch.empty((q.shape[0], 0), dtype=torch.float32, device=device)
