@@ -1,5 +1,6 @@
-"""Scoring: exact dot products over the full pool with torch (needed for AP and rank distance), and
-faiss for large corpora where only the top k is needed. Embeddings are L2-normalised, so dot = cosine."""
+"""Scoring: exact dot products over the full pool with torch (needed for AP and rank distance). Where only
+the top k is needed (large corpora), ``evaluation/topk.py`` streams the corpus in blocks (torch or faiss).
+Embeddings are L2-normalised, so dot = cosine."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+
+from hybrid_sweep.evaluation.topk import exact_topk
 
 
 def score_blocks(queries: torch.Tensor, docs: torch.Tensor, block: int = 1024) -> Iterator[tuple[slice, torch.Tensor]]:
@@ -17,13 +20,7 @@ def score_blocks(queries: torch.Tensor, docs: torch.Tensor, block: int = 1024) -
         yield rows, (queries[rows].to(device) @ docs.T).float().cpu()
 
 
-def faiss_topk(queries: np.ndarray, docs: np.ndarray, k: int, use_gpu: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-k with faiss ``IndexFlatIP`` (ties are not resolved by document id)."""
-    import faiss
-
-    index = faiss.IndexFlatIP(docs.shape[1])
-    if use_gpu:  # pragma: no cover - needs faiss-gpu
-        index = faiss.index_cpu_to_all_gpus(index)
-    index.add(np.ascontiguousarray(docs, dtype=np.float32))
-    scores, ids = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, docs.shape[0]))
-    return scores, ids
+def faiss_topk(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-k with faiss ``IndexFlatIP``, in the project's tie order (kept for callers
+    of the old name; new code calls :func:`hybrid_sweep.evaluation.topk.exact_topk`)."""
+    return exact_topk(queries, docs, k, backend="faiss_flat")

@@ -1,48 +1,238 @@
-"""Exact inner-product top-k by blocks (reference version: full matmul per block, stable sort).
+"""Top-k inner-product search over corpora too large to score at once.
 
-Ties are broken by the smaller document index, so a caller that orders its corpus by document id
-descending gets trec_eval's tie rule. Holds at most ``query_block x doc_block`` scores at once.
+``exact_topk`` / ``iter_topk`` score a block of queries against the corpus one block of documents at a
+time (torch matmul, fp32 accumulation, CPU or CUDA; a memmap is read block by block and only that block
+goes to the device) and merge each block's best k into a running top-k. Memory is bounded by
+``query_block x doc_block`` scores, never a full row of a million candidates.
+
+Result order is exact and deterministic: score descending, ties broken by the smaller document index
+(row in ``docs``). A block's top-k is taken with one extra element; only a row whose k-th and (k+1)-th
+scores are equal (a tie across the cut) is re-selected exactly, so the common case costs one ``topk``.
+The merge keeps the invariant that equal scores are in index order, with a stable sort.
+
+faiss backends (``faiss_flat`` exact, ``faiss_ivf`` / ``faiss_hnsw`` APPROXIMATE: they may miss true
+neighbours) hold the corpus as float32 in an in-memory index; results are put in the same order, and
+for ``faiss_flat`` a row with a tie across the cut is recomputed with the torch path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
 
+from hybrid_sweep.errors import ConfigError, DataError
 
-def _block(x, start: int, stop: int, device) -> torch.Tensor:
-    part = x[start:stop]
-    if not torch.is_tensor(part):
-        part = torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32))
-    return part.to(device=device, dtype=torch.float32)
+BACKENDS = ("torch", "faiss_flat", "faiss_ivf", "faiss_hnsw")
+COMPUTE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def iter_topk(queries, docs, k: int, *, device="cpu", query_block: int = 1024,
-              doc_block: int = 65536) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield ``(first_query_row, scores [b, k'], indices [b, k'])`` per query block."""
-    nq, nd = queries.shape[0], docs.shape[0]
-    k = min(int(k), nd)
-    for qs in range(0, nq, query_block):
-        q = _block(queries, qs, min(qs + query_block, nq), device)
-        best_s = torch.empty((q.shape[0], 0), device=device)
-        best_i = torch.empty((q.shape[0], 0), dtype=torch.int64, device=device)
-        for ds in range(0, nd, doc_block):
-            s = q @ _block(docs, ds, min(ds + doc_block, nd), device).T
-            idx = torch.arange(ds, ds + s.shape[1], device=device).expand_as(s)
-            # earlier blocks hold smaller indices, so a stable descending sort keeps them first on ties
-            s, idx = torch.cat([best_s, s], 1), torch.cat([best_i, idx], 1)
-            order = torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
-            best_s, best_i = s.gather(1, order), idx.gather(1, order)
-        yield qs, best_s.float().cpu().numpy(), best_i.cpu().numpy().astype(np.int64)
+def exact_topk(queries, docs, k: int, *, device="cpu", query_block: int = 1024, doc_block: int = 65536,
+               backend: str = "torch", compute_dtype: str = "float32",
+               faiss_options: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Inner-product top-k of queries [nq, d] against docs [nd, d] (numpy, memmap incl. fp16, or torch).
 
-
-def exact_topk(queries, docs, k: int, *, device="cpu", query_block: int = 1024,
-               doc_block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k of queries [nq, d] against docs [nd, d]: (scores float32, indices int64), [nq, min(k, nd)]."""
-    k = min(int(k), docs.shape[0])
-    parts = list(iter_topk(queries, docs, k, device=device, query_block=query_block, doc_block=doc_block))
+    Returns (scores float32 [nq, k'], indices int64 [nq, k']) with k' = min(k, nd), each row by score
+    descending, ties broken by the smaller doc index. Holds at most query_block x doc_block scores.
+    ``compute_dtype`` float16/bfloat16 (CUDA only) multiplies in that precision with fp32 accumulation
+    and fp32 scores (queries are rounded to it; faster on tensor cores, no longer bit-exact fp32).
+    """
+    parts = list(iter_topk(queries, docs, k, device=device, query_block=query_block, doc_block=doc_block,
+                           backend=backend, compute_dtype=compute_dtype, faiss_options=faiss_options))
+    nq, kk = _shape(queries)[0], min(int(k), _shape(docs)[0])
     if not parts:
-        return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+        return np.zeros((nq, kk), np.float32), np.zeros((nq, kk), np.int64)
     return np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+
+
+def iter_topk(queries, docs, k: int, *, device="cpu", query_block: int = 1024, doc_block: int = 65536,
+              backend: str = "torch", compute_dtype: str = "float32",
+              faiss_options: dict[str, Any] | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Like :func:`exact_topk`, yielding (first_query_row, scores, indices) per block of queries."""
+    nq, nd, kk = _check(queries, docs, k, query_block, doc_block, backend, compute_dtype)
+    device = torch.device(device)
+    if compute_dtype != "float32" and device.type != "cuda":
+        raise ConfigError("compute_dtype", f"{compute_dtype} needs a CUDA device (got {device})")
+    if kk == 0:
+        for start in range(0, nq, query_block):
+            rows = min(query_block, nq - start)
+            yield start, np.zeros((rows, 0), np.float32), np.zeros((rows, 0), np.int64)
+        return
+    if backend == "torch":
+        for start in range(0, nq, query_block):
+            q = _to_device(queries, start, min(start + query_block, nq), device, COMPUTE_DTYPES[compute_dtype])
+            vals, idx = _torch_rows(q, docs, kk, device, doc_block)
+            yield start, vals.cpu().numpy(), idx.cpu().numpy()
+    else:
+        yield from _faiss_blocks(queries, docs, kk, backend, query_block, doc_block, faiss_options or {})
+
+
+def _shape(x) -> tuple[int, ...]:
+    return tuple(x.shape)
+
+
+def _check(queries, docs, k, query_block, doc_block, backend, compute_dtype) -> tuple[int, int, int]:
+    if backend not in BACKENDS:
+        raise ConfigError("backend", f"unknown search backend {backend!r}; one of {', '.join(BACKENDS)}")
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ConfigError("compute_dtype", f"unknown {compute_dtype!r}; one of {', '.join(COMPUTE_DTYPES)}")
+    for name, value in (("k", k), ("query_block", query_block), ("doc_block", doc_block)):
+        if int(value) < 1:
+            raise ConfigError(name, f"must be >= 1 (got {value})")
+    qs, ds = _shape(queries), _shape(docs)
+    if len(qs) != 2 or len(ds) != 2:
+        raise DataError("embeddings", f"queries and docs must be 2-d (got {qs} and {ds})")
+    if qs[1] != ds[1] and ds[0] > 0 and qs[0] > 0:
+        raise DataError("embeddings", f"query dim {qs[1]} != document dim {ds[1]}")
+    return qs[0], ds[0], min(int(k), ds[0])
+
+
+def _host_block(x, start: int, stop: int, device: torch.device, dtype) -> torch.Tensor:
+    """Rows [start, stop) in host memory (the slow part for a memmap: it reads the disk / page cache)."""
+    if torch.is_tensor(x):
+        return x[start:stop]
+    if device.type == "cpu" and dtype == torch.float32:
+        return torch.from_numpy(np.array(x[start:stop], dtype=np.float32))  # one read, one conversion
+    block = torch.from_numpy(np.array(x[start:stop]))  # stored dtype: fp16 moves half the bytes
+    return block.pin_memory() if device.type == "cuda" else block
+
+
+def _to_device(x, start: int, stop: int, device: torch.device, dtype=torch.float32) -> torch.Tensor:
+    """Rows [start, stop) as a ``dtype`` tensor on ``device`` (moved in the stored dtype, converted there)."""
+    return _host_block(x, start, stop, device, dtype).to(device, non_blocking=True).to(dtype)
+
+
+def _doc_blocks(docs, device: torch.device, dtype, doc_block: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """(offset, block on device) in order; a thread reads the next block while this one is scored."""
+    n = _shape(docs)[0]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_host_block, docs, 0, min(doc_block, n), device, dtype)
+        for offset in range(0, n, doc_block):
+            block = pending.result()
+            if offset + doc_block < n:
+                pending = pool.submit(_host_block, docs, offset + doc_block, min(offset + 2 * doc_block, n),
+                                      device, dtype)
+            yield offset, block.to(device, non_blocking=True).to(dtype)
+
+
+def _scores(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    if q.dtype == torch.float32:
+        return q @ d.T
+    return torch.mm(q, d.T, out_dtype=torch.float32)  # tensor cores, fp32 accumulate and output
+
+
+@torch.no_grad()
+def _torch_rows(q: torch.Tensor, docs, kk: int, device: torch.device, doc_block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-kk of the query rows ``q`` over all docs, streamed in doc blocks."""
+    run_v = torch.empty((q.shape[0], 0), dtype=torch.float32, device=device)
+    run_i = torch.empty((q.shape[0], 0), dtype=torch.int64, device=device)
+    for offset, d in _doc_blocks(docs, device, q.dtype, doc_block):
+        vals, idx = block_topk(_scores(q, d), kk)
+        run_v, run_i = merge_topk(run_v, run_i, vals, idx + offset, kk)
+    return run_v, run_i
+
+
+def block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k columns of every row of ``scores`` (ties: smaller column), in column order."""
+    n = scores.shape[1]
+    if k >= n:
+        cols = torch.arange(n, device=scores.device).expand(scores.shape[0], n)
+        _raise_on_nan(scores)
+        return scores, cols
+    vals, idx = torch.topk(scores, k + 1, dim=1)  # sorted descending
+    _raise_on_nan(vals[:, :1])
+    tied = vals[:, k - 1] == vals[:, k]  # a tie across the cut: which tied columns get in is arbitrary
+    vals, idx = vals[:, :k], idx[:, :k]
+    if bool(tied.any()):
+        rows = tied.nonzero().squeeze(1)
+        sub = scores[rows]
+        kth = vals[rows, k - 1 :]
+        cols = torch.arange(n, device=scores.device).expand_as(sub)
+        # everything above the k-th score first (key -1), then tied columns by index, the rest never
+        key = torch.where(sub > kth, -1, torch.where(sub == kth, cols, n))
+        pick = torch.topk(key, k, dim=1, largest=False).indices
+        vals[rows], idx[rows] = sub.gather(1, pick), pick
+    order = torch.argsort(idx, dim=1)
+    return vals.gather(1, order), idx.gather(1, order)
+
+
+def merge_topk(run_v, run_i, vals, idx, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Merge a running top-k (score desc, ties by index) with a later block's candidates in index order.
+
+    Every running index is smaller than every new one, so a stable descending sort of the concatenation
+    keeps equal scores in index order: the tie rule without a second key.
+    """
+    cat_v, cat_i = torch.cat([run_v, vals], dim=1), torch.cat([run_i, idx], dim=1)
+    sorted_v, order = torch.sort(cat_v, dim=1, descending=True, stable=True)
+    return sorted_v[:, :k], cat_i.gather(1, order[:, :k])
+
+
+def _raise_on_nan(vals: torch.Tensor) -> None:
+    if bool(torch.isnan(vals).any()):  # topk puts NaN first, so one look at the best column suffices
+        raise DataError("embeddings", "NaN scores: the query or document embeddings contain NaN")
+
+
+def canonical_order(vals: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder each row to score descending, ties by the smaller index."""
+    v, i = torch.from_numpy(np.ascontiguousarray(vals)), torch.from_numpy(np.ascontiguousarray(idx))
+    by_index = torch.argsort(i, dim=1)
+    v, i = v.gather(1, by_index), i.gather(1, by_index)
+    _, order = torch.sort(v, dim=1, descending=True, stable=True)
+    return v.gather(1, order).numpy(), i.gather(1, order).numpy()
+
+
+def _faiss_index(docs, backend: str, doc_block: int, options: dict[str, Any]):
+    import faiss
+
+    nd, dim = _shape(docs)
+    if backend == "faiss_flat":
+        index = faiss.IndexFlatIP(dim)
+    elif backend == "faiss_hnsw":
+        index = faiss.IndexHNSWFlat(dim, int(options.get("hnsw_m", 32)), faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = int(options.get("ef_search", 128))
+        index.hnsw.efConstruction = int(options.get("ef_construction", 80))
+    else:
+        nlist = int(options.get("nlist", max(1, min(nd // 39, int(4 * np.sqrt(nd))))))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(nd, size=min(nd, nlist * 64), replace=False)
+        index.train(_float32(docs, np.sort(sample)))
+        index.nprobe = int(options.get("nprobe", 16))
+    for start in range(0, nd, doc_block):
+        index.add(_float32(docs, slice(start, min(start + doc_block, nd))))
+    return index
+
+
+def _float32(x, rows) -> np.ndarray:
+    block = x[rows]
+    block = block.detach().cpu().numpy() if torch.is_tensor(block) else block
+    return np.ascontiguousarray(block, dtype=np.float32)
+
+
+def _faiss_blocks(queries, docs, kk, backend, query_block, doc_block, options):
+    index = _faiss_index(docs, backend, doc_block, options)
+    nq, nd = _shape(queries)[0], _shape(docs)[0]
+    for start in range(0, nq, query_block):
+        q = _float32(queries, slice(start, min(start + query_block, nq)))
+        extra = 1 if backend == "faiss_flat" and kk < nd else 0
+        vals, idx = index.search(q, kk + extra)
+        if backend != "faiss_flat":  # approximate: fewer than kk hits come back as index -1
+            yield start, *_order_approximate(vals, idx)
+            continue
+        tied = vals[:, kk - 1] == vals[:, kk] if extra else np.zeros(len(q), bool)
+        vals, idx = canonical_order(vals[:, :kk], idx[:, :kk])
+        if tied.any():  # which tied docs faiss kept at the cut is arbitrary: redo those rows exactly
+            rows = np.flatnonzero(tied)
+            fixed_v, fixed_i = _torch_rows(torch.from_numpy(q[rows]), docs, kk, torch.device("cpu"), doc_block)
+            vals[rows], idx[rows] = fixed_v.numpy(), fixed_i.numpy()
+        yield start, vals, idx
+
+
+def _order_approximate(vals: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    missing = idx < 0
+    vals = np.where(missing, -np.inf, vals).astype(np.float32)
+    idx = np.where(missing, np.iinfo(np.int64).max, idx).astype(np.int64)
+    vals, idx = canonical_order(vals, idx)
+    return vals, np.where(idx == np.iinfo(np.int64).max, -1, idx)

@@ -1,0 +1,148 @@
+"""Blocked top-k search: equal to a brute-force numpy reference, exact ties included."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hybrid_sweep.errors import ConfigError, DataError
+from hybrid_sweep.evaluation.topk import exact_topk, iter_topk
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def reference_topk(queries, docs, k):
+    """Brute force: every score in float64-free fp32 numpy, then a lexicographic (score desc, index asc) sort."""
+    scores = np.asarray(queries, np.float32) @ np.asarray(docs, np.float32).T
+    kk = min(k, docs.shape[0])
+    order = np.lexsort((np.broadcast_to(np.arange(docs.shape[0]), scores.shape), -scores), axis=1)[:, :kk]
+    return np.take_along_axis(scores, order, 1), order
+
+
+def tied_embeddings(rng, nq, nd, dim, levels=3):
+    """Small-integer embeddings: scores are exact in fp32 and full of ties."""
+    return (rng.integers(-levels, levels + 1, (nq, dim)).astype(np.float32),
+            rng.integers(-levels, levels + 1, (nd, dim)).astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "nq,nd,k,query_block,doc_block",
+    [(37, 1000, 10, 8, 96), (5, 250, 40, 2, 7), (1, 33, 5, 1024, 65536), (9, 20, 50, 4, 6), (6, 64, 64, 3, 16)],
+)
+def test_equal_to_reference_with_exact_ties(nq, nd, k, query_block, doc_block):
+    q, d = tied_embeddings(np.random.default_rng(nq * nd), nq, nd, 4, levels=1)
+    want_v, want_i = reference_topk(q, d, k)
+    got_v, got_i = exact_topk(q, d, k, query_block=query_block, doc_block=doc_block)
+    assert got_v.dtype == np.float32 and got_i.dtype == np.int64
+    assert got_v.shape == (nq, min(k, nd))
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_array_equal(got_v, want_v)
+
+
+def test_all_scores_equal_keeps_the_first_k_documents():
+    q, d = np.ones((3, 4), np.float32), np.ones((100, 4), np.float32)
+    _, idx = exact_topk(q, d, 7, doc_block=9)
+    np.testing.assert_array_equal(idx, np.tile(np.arange(7), (3, 1)))
+
+
+def test_fp16_memmap_docs_and_torch_queries(tmp_path):
+    rng = np.random.default_rng(1)
+    docs = np.lib.format.open_memmap(tmp_path / "d.npy", mode="w+", dtype=np.float16, shape=(1003, 32))
+    docs[:] = rng.standard_normal((1003, 32)).astype(np.float16)
+    docs.flush()
+    docs = np.load(tmp_path / "d.npy", mmap_mode="r")
+    q = torch.randn(11, 32, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    want_v, want_i = reference_topk(q.detach().numpy(), docs.astype(np.float32), 25)
+    got_v, got_i = exact_topk(q, docs, 25, query_block=4, doc_block=100)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-5, atol=1e-5)
+
+
+def test_iter_topk_streams_query_blocks_in_order():
+    q, d = tied_embeddings(np.random.default_rng(3), 10, 50, 4)
+    blocks = list(iter_topk(q, d, 5, query_block=4, doc_block=16))
+    assert [b[0] for b in blocks] == [0, 4, 8]
+    assert [b[1].shape for b in blocks] == [(4, 5), (4, 5), (2, 5)]
+    np.testing.assert_array_equal(np.concatenate([b[2] for b in blocks]), reference_topk(q, d, 5)[1])
+
+
+def test_empty_corpus_and_no_queries():
+    v, i = exact_topk(np.zeros((2, 4), np.float32), np.zeros((0, 4), np.float32), 10)
+    assert v.shape == (2, 0) and i.shape == (2, 0)
+    v, i = exact_topk(np.zeros((0, 4), np.float32), np.ones((5, 4), np.float32), 3)
+    assert v.shape == (0, 3)
+
+
+def test_bad_arguments_name_the_field():
+    q, d = np.zeros((2, 4), np.float32), np.zeros((3, 5), np.float32)
+    with pytest.raises(DataError, match="dim"):
+        exact_topk(q, d, 1)
+    with pytest.raises(ConfigError, match="^k:"):
+        exact_topk(q, q, 0)
+    with pytest.raises(ConfigError, match="^backend:"):
+        exact_topk(q, q, 1, backend="annoy")
+    with pytest.raises(ConfigError, match="^compute_dtype:"):
+        exact_topk(q, q, 1, compute_dtype="float16")  # CPU
+    with pytest.raises(DataError, match="NaN"):
+        exact_topk(np.full((1, 4), np.nan, np.float32), q, 1)
+
+
+def test_faiss_flat_equals_torch():
+    rng = np.random.default_rng(4)
+    q, d = rng.standard_normal((30, 24)).astype(np.float32), rng.standard_normal((2000, 24)).astype(np.float16)
+    t_v, t_i = exact_topk(q, d, 50, doc_block=300)
+    f_v, f_i = exact_topk(q, d, 50, backend="faiss_flat", doc_block=300)
+    np.testing.assert_array_equal(f_i, t_i)
+    np.testing.assert_allclose(f_v, t_v, rtol=1e-5, atol=1e-5)
+
+
+def test_faiss_flat_resolves_ties_by_index():
+    q, d = tied_embeddings(np.random.default_rng(5), 20, 300, 4, levels=1)
+    np.testing.assert_array_equal(exact_topk(q, d, 15, backend="faiss_flat")[1], reference_topk(q, d, 15)[1])
+
+
+@pytest.mark.parametrize("backend", ["faiss_ivf", "faiss_hnsw"])
+def test_approximate_backends_find_most_true_neighbours(backend):
+    rng = np.random.default_rng(6)
+    d = rng.standard_normal((3000, 16)).astype(np.float32)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    q = d[:20] + 0.01 * rng.standard_normal((20, 16)).astype(np.float32)
+    _, want = reference_topk(q, d, 10)
+    v, got = exact_topk(q, d, 10, backend=backend, faiss_options={"nprobe": 8, "ef_search": 64})
+    assert (np.diff(v, axis=1) <= 0).all()
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want)])
+    assert recall >= 0.8
+    assert (got[:, 0] == np.arange(20)).all()  # each query's own near-copy comes first
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_equals_reference_and_half_precision_is_close():
+    q, d = tied_embeddings(np.random.default_rng(7), 40, 3000, 8, levels=1)
+    want_v, want_i = reference_topk(q, d, 30)
+    got_v, got_i = exact_topk(q, d.astype(np.float16), 30, device="cuda", query_block=16, doc_block=700)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_array_equal(got_v, want_v)
+    rng = np.random.default_rng(8)
+    q, d = rng.standard_normal((20, 64)).astype(np.float16), rng.standard_normal((5000, 64)).astype(np.float16)
+    want_v, _ = reference_topk(q.astype(np.float32), d.astype(np.float32), 10)
+    half_v, _ = exact_topk(q, d, 10, device="cuda", compute_dtype="float16", doc_block=1000)
+    np.testing.assert_allclose(half_v, want_v, rtol=1e-3, atol=1e-2)  # fp16 inputs exact, fp32 accumulation
+
+
+def test_bench_search_smoke(tmp_path):
+    with_mteb = importlib.util.find_spec("mteb") is not None
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_search.py"), "--smoke", "--workdir", str(tmp_path)]
+        + ([] if with_mteb else ["--no-mteb"]),
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ours (cpu, float32)" in out.stdout
+    if with_mteb:
+        assert "equal top-k: True" in out.stdout
