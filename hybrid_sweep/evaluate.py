@@ -33,18 +33,24 @@ SUMMARY_METRICS = ["map", "mrr", "recall@10", "ndcg@10", "rank_distance", "same_
 
 
 def run_evaluation(cfg: DictConfig, output_dir: Path | None = None, encoder: Encoder | None = None,
-                   train_languages=None) -> EvalOutput:
+                   train_languages=None, store_root: Path | None = None) -> EvalOutput:
     """Load the benchmark, build the encoder (unless given), evaluate, and write results.
 
     ``eval.kind`` picks the path: ``pooled`` (LAReQA / synthetic pools), ``retrieval`` (corpus, queries,
     qrels: BEIR / MTEB-layout / TREC) or ``flores``. ``train_languages`` (the run's fine-tuning languages,
-    None for zero-shot) labels languages seen / unseen in ``language_groups.parquet``.
+    None for zero-shot) labels languages seen / unseen in ``language_groups.parquet``; ``mteb`` runs MTEB
+    tasks through the bridge. ``store_root``: the embedding store's folder, used where
+    ``eval.embedding_store`` is true (default ``<output_dir>/embeddings``).
     """
     kind = cfg.eval.get("kind", "pooled")
     if kind == "pooled":
         out, enc_name = _pooled(cfg, output_dir, encoder)
+    elif kind == "mteb":
+        out, enc_name = _mteb(cfg, output_dir, encoder)
     else:
-        out, enc_name = _tasks(cfg, output_dir, encoder)
+        if cfg.eval.get("embedding_store", False) and store_root is None and output_dir is not None:
+            store_root = Path(output_dir) / "embeddings"
+        out, enc_name = _tasks(cfg, output_dir, encoder, store_root if cfg.eval.get("embedding_store") else None)
     if output_dir is not None:
         from hybrid_sweep.evaluation.language_groups import language_groups
         from hybrid_sweep.io import write_csv, write_parquet, write_text
@@ -82,7 +88,19 @@ def _pooled(cfg, output_dir, encoder):
     return out, encoder.name
 
 
-def _tasks(cfg, output_dir, encoder):
+def _mteb(cfg, output_dir, encoder):
+    if output_dir is None:
+        raise ConfigError("output_dir", "eval=mteb needs an output folder for MTEB's result files")
+    import pandas as pd
+
+    from hybrid_sweep.evaluation.evaluator import EvalOutput
+    from hybrid_sweep.evaluation.mteb_bridge import evaluate_mteb
+
+    encoder = _build(cfg, encoder, lambda: [])
+    return EvalOutput(evaluate_mteb(cfg.eval, encoder, output_dir), pd.DataFrame()), encoder.name
+
+
+def _tasks(cfg, output_dir, encoder, store_root=None):
     tasks = load_retrieval_tasks(cfg.eval, cfg.paths)  # validates before heavy imports
     import pandas as pd
 
@@ -94,7 +112,7 @@ def _tasks(cfg, output_dir, encoder):
                  sum(len(q) for q in t.query_sets.values()), sum(len(c) for c in t.corpora.values()))
     encoder = _build(cfg, encoder, lambda: [x for t in tasks for q in t.query_sets.values() for x in q.texts]
                      + [x for t in tasks for c in t.corpora.values() for x in c.passages()])
-    outs = [evaluate_task(t, encoder, run_depth=cfg.eval.run_depth, full_rank_max=cfg.eval.full_rank_max,
+    outs = [evaluate_task(t, encoder, store_root, run_depth=cfg.eval.run_depth, full_rank_max=cfg.eval.full_rank_max,
                           output_dir=output_dir, write_runs=tuple(cfg.eval.write_runs or ()), tag=encoder.name,
                           block=cfg.eval.block_size) for t in tasks]
     return EvalOutput(pd.concat([o.metrics for o in outs], ignore_index=True),

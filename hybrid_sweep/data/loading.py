@@ -12,6 +12,8 @@ from hybrid_sweep.errors import ConfigError
 
 
 def validate_eval_config(ev) -> None:
+    if ev.get("kind") == "mteb":  # the bridge validates its own keys (evaluation/mteb_bridge.py)
+        return
     articles = ev.get("subset", {}).get("articles")
     if articles is not None and (not isinstance(articles, int) or articles <= 0):
         raise ConfigError("eval.subset.articles", f"must be a positive integer or null, got {articles!r}")

@@ -34,21 +34,35 @@ MULTI_POOL = "all"
 COLUMNS = ["benchmark", "setting", "query_lang", "doc_lang", "metric", "value", "n_queries", "n_skipped", "depth"]
 
 
-def encode_task(task: RetrievalTask, encoder) -> tuple[dict, dict]:
-    """Embeddings of every query set ("query: ") and corpus ("passage: "), each table encoded once."""
+def encode_task(task: RetrievalTask, encoder, store_root: Path | None = None) -> tuple[dict, dict]:
+    """Embeddings of every query set ("query: ") and corpus ("passage: "), each table encoded once.
+    With ``store_root``, corpora go through the on-disk embedding store (fp16, memory-mapped, shared by
+    every run and setting that evaluates the same model on the same corpus)."""
     old = encoder.model.max_seq_length
     if task.max_length is not None:
         encoder.model.max_seq_length = int(task.max_length)
     try:
         q = {k: encoder.encode(t.texts, "query", desc=f"{task.name} {k} queries") for k, t in task.query_sets.items()}
-        d = {k: encoder.encode(t.passages(), "passage", desc=f"{task.name} {k} corpus") for k, t in task.corpora.items()}
+        d = {k: _corpus_embeddings(task, k, encoder, store_root) for k in task.corpora}
     finally:
         encoder.model.max_seq_length = old
     return q, d
 
 
-def evaluate_task(task: RetrievalTask, encoder, **kwargs) -> EvalOutput:
-    q, d = encode_task(task, encoder)
+def _corpus_embeddings(task: RetrievalTask, key, encoder, store_root: Path | None):
+    texts = task.corpora[key].passages()
+    if store_root is None:
+        return encoder.encode(texts, "passage", desc=f"{task.name} {key} corpus")
+    from hybrid_sweep.evaluation.embedding_store import EmbeddingStore, corpus_fingerprint, encoder_fingerprint
+
+    store = EmbeddingStore(store_root)
+    fp = corpus_fingerprint(task.corpora[key].ids, texts)
+    return store.embeddings(encoder_fingerprint(encoder), fp, len(texts),
+                            lambda a, b: encoder.encode(texts[a:b], "passage", desc=f"{task.name} {key} corpus"))
+
+
+def evaluate_task(task: RetrievalTask, encoder, store_root: Path | None = None, **kwargs) -> EvalOutput:
+    q, d = encode_task(task, encoder, store_root)
     kwargs.setdefault("device", encoder.device)
     return evaluate_task_embeddings(task, q, d, **kwargs)
 
@@ -85,7 +99,8 @@ def _pool_docs(task: RetrievalTask, pool: TaskPool, d_emb: dict):
     ids_sorted = np.asarray(ids, dtype=object)[order]
     if len(set(ids)) != len(ids):
         raise DataError(task.name, f"pool {pool.query_lang}-{pool.doc_lang}: a document id appears in two corpora")
-    docs = torch.cat([torch.as_tensor(d_emb[c]) for c in pool.corpora])[torch.from_numpy(order)]
+    docs = torch.cat([torch.as_tensor(np.asarray(d_emb[c])) if not torch.is_tensor(d_emb[c]) else d_emb[c]
+                      for c in pool.corpora])[torch.from_numpy(order)]
     return ids_sorted, docs
 
 
@@ -118,7 +133,7 @@ def _evaluate_pool(task, pool, q_emb, d_emb, run_depth, full_rank_max, run_dir, 
     path = Path(run_dir) / "runs" / f"{_stem(task, pool)}.trec" if run_dir is not None else None
     with (streaming_run(path, tag) if path else _no_run()) as write:
         if full:
-            docs_dev = docs.to(device)
+            docs_dev = docs.to(device, torch.float32)
             for rows, scores in score_blocks(queries, docs_dev, block):
                 ranks[rows] = relevant_ranks(scores, torch.from_numpy(rel_cols[rows])).numpy()
                 if write:

@@ -57,7 +57,8 @@ def _eval_stage(cfg, run_dir: Path, model_dir: Path | None) -> None:
         view = OmegaConf.merge(cfg, {"eval": ev})
         if model_dir is not None and encoder is None:
             encoder = build_encoder(from_folder(cfg.encoder, model_dir))
-        run_evaluation(view, out, encoder, train_languages)  # no model dir: the configured (zero-shot) encoder
+        run_evaluation(view, out, encoder, train_languages,
+                       run_dir.parent.parent / "cache" / "embeddings")  # no model dir: the configured (zero-shot) encoder
         fault_point("after_eval")
 
 
