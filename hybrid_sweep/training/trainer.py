@@ -124,6 +124,8 @@ def check_train_config(cfg) -> None:
     if not t.in_batch_positives and int(cfg.sampler.get("n_negatives", 1)) == 0:
         raise ConfigError("train.in_batch_positives", "false needs hard negatives (sampler.n_negatives is 0): "
                           "every query would see only its own positive and the loss would be exactly 0")
+    if t.get("dropout") is not None and not 0 <= float(t.dropout) < 1:
+        raise ConfigError("train.dropout", f"must be in [0, 1) or null, got {t.dropout}")
     if int(t.get("log_every", 1)) < 1:
         raise ConfigError("train.log_every", f"must be >= 1, got {t.log_every}")
     if t.grad_cache.enabled and int(t.grad_cache.chunk_size) < 1:
@@ -179,6 +181,10 @@ class Recipe:
             if rank != 0:
                 encoder = build_encoder(OmegaConf.merge(enc_cfg, {"path": str(self.output_dir / "init_model")}))
         self.encoder, self.model = encoder, encoder.model
+        if self.t.get("dropout") is not None:  # override the checkpoint's dropout (0: deterministic steps)
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.Dropout):
+                    m.p = float(self.t.dropout)
         self.model.train()
         if self.t.gradient_checkpointing:  # non-reentrant: works under DDP with two forwards per backward
             self.model[0].auto_model.gradient_checkpointing_enable({"use_reentrant": False})
