@@ -98,3 +98,27 @@ def test_pretraining_refuses_cuda_that_does_not_work(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="encoder.device"):
         continued_mlm(cfg, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_a_single_process(tmp_path):
+    """``torchrun --nproc_per_node=2`` (gloo on CPU, DDP, the loss gathered across ranks, false negatives
+    masked per shard) follows the single-process loss curve of the same global batches. Dropout is off:
+    each rank draws its own masks (per-rank seeds), which a single process cannot reproduce."""
+    import os
+    import subprocess
+    import sys
+
+    overrides = [*FAST, "train.dropout=0", "train.eval_every=3"]
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    single = [sys.executable, "-m", "hybrid_sweep.train", *overrides, f"output_dir={tmp_path / 'single'}"]
+    pair = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+            "hybrid_sweep.train", *overrides, f"output_dir={tmp_path / 'pair'}"]
+    for cmd in (single, pair):
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+    one, two = _log(tmp_path / "single"), _log(tmp_path / "pair")
+    assert [r["step"] for r in two] == list(range(6))  # rank 0 writes each step once
+    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], rel=1e-4)
+    assert [r["val_loss"] for r in two if "val_loss" in r] == pytest.approx(
+        [r["val_loss"] for r in one if "val_loss" in r], rel=1e-4)

@@ -1,6 +1,7 @@
 """GPU slots for parallel local jobs (flock per GPU, fake GPU counts) and the SLURM rendezvous for torchrun."""
 
 import multiprocessing
+import os
 import time
 
 import pytest
@@ -95,3 +96,37 @@ def test_slurm_rendezvous_from_sample_environments():
         gpu_slots.slurm_rendezvous({}, 2)
     with pytest.raises(ConfigError, match="resources.nnodes.*has 4"):
         gpu_slots.slurm_rendezvous(env, 2)
+
+
+def test_slurm_launcher_ties_nodes_and_gpus_to_resources():
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import ROOT
+    with initialize_config_dir(config_dir=os.path.join(ROOT, "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm", "resources.nproc_per_node=4", "resources.nnodes=2"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 1, 4)
+
+
+def test_child_env_takes_a_free_slot_and_the_rendezvous(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from hybrid_sweep import app
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "gpu[1-2]")
+    monkeypatch.setenv("SLURM_NODEID", "1")
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    cfg = OmegaConf.create({"resources": {"nproc_per_node": 2, "nnodes": 2, "gpu_slots": True,
+                                          "gpu_lock_dir": str(tmp_path), "threads": 3}})
+    gpu_slots.claim(["0", "1", "2", "3"], 1, tmp_path)  # as if another job held GPU 0 ...
+    held = list(gpu_slots._held)
+    gpu_slots._held.clear()  # ... from another process: app's claim below must not release it
+    try:
+        env = app._child_env(cfg)
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert env["CUDA_VISIBLE_DEVICES"] == "1,2" and env["OMP_NUM_THREADS"] == "3"
+    assert (env["PET_NNODES"], env["PET_NODE_RANK"], env["PET_MASTER_ADDR"]) == ("2", "1", "gpu1")
+    assert env["PET_TEE"] == "3" and env["PYTHONUNBUFFERED"] == "1"
