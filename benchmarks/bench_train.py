@@ -123,8 +123,8 @@ def main():
     print(f"machine: {machine()}")
     if args.smoke or args.throughput:
         if args.smoke:
-            rows = [train_throughput.measure("smoke", 8, None, steps=2, warmup=1, device="cpu"),
-                    train_throughput.measure("smoke", 16, 4, steps=2, warmup=1, device="cpu")]
+            toy = dict(steps=1, warmup=1, device="cpu", q_len=8, p_len=16)
+            rows = [train_throughput.measure("smoke", 8, None, **toy), train_throughput.measure("smoke", 16, 4, **toy)]
         else:
             if not torch.cuda.is_available():
                 raise SystemExit("--throughput needs a CUDA device (use --smoke on CPU)")

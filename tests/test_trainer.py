@@ -164,3 +164,22 @@ def test_one_language_validation_set_with_cross_batches(tmp_path, data_root):
     summary, _ = _train(tmp_path, "data=mlqa_r", f"paths.data_root={data_root}", "sampler=cross", "sampler.n_pairs=3",
                         "train.max_steps=2", "train.eval_every=2", "train.batch_size=8")
     assert summary["steps"] == 2 and math.isfinite(summary["best_val_loss"])
+
+
+def test_throughput_benchmark_smoke(tmp_path, monkeypatch):
+    """``benchmarks/bench_train.py --smoke`` runs the throughput measurement at toy sizes on CPU; its FLOP
+    count is the PaLM formula over the non-embedding parameters, checked here by hand for the toy model."""
+    import sys
+
+    from benchmarks import bench_train, train_throughput
+    out = tmp_path / "rows.json"
+    monkeypatch.setattr(sys, "argv", ["bench_train", "--smoke", "--json", str(out)])
+    bench_train.main()
+    rows = json.loads(out.read_text())
+    assert [(r["batch"], r["grad_cache_chunk"]) for r in rows] == [(8, None), (16, 4)]
+    assert all(r["examples_per_s"] > 0 and r["mfu"] is None for r in rows)  # no peak FLOP/s known for a CPU
+    d, i, layers = 32, 64, 2  # the smoke size: per layer q, k, v, o (d x d + d), 2 layer norms, the MLP
+    n = layers * (4 * (d * d + d) + 2 * 2 * d + (d * i + i) + (i * d + d))
+    per_seq = lambda s: s * (6 * n + 12 * layers * d * s)  # noqa: E731
+    model = train_throughput.build("smoke", "cpu")
+    assert train_throughput.flops_per_example(model, 32, 128) == per_seq(32) + 2 * per_seq(128)
