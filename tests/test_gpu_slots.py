@@ -99,6 +99,7 @@ def test_slurm_rendezvous_from_sample_environments():
 
 
 def test_slurm_launcher_ties_nodes_and_gpus_to_resources():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     from hydra import compose, initialize_config_dir
 
     from tests.conftest import ROOT
