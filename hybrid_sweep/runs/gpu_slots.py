@@ -15,10 +15,12 @@ derived from the job id, through torchrun's ``PET_*`` environment variables.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -29,21 +31,22 @@ from hybrid_sweep.errors import ConfigError
 _held: list[int] = []  # lock file descriptors of the slot this process's current job holds
 
 
+@functools.cache
 def count_gpus() -> int:
-    """GPUs on this machine, without initialising CUDA in this (forking) process when nvidia-smi exists."""
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
-                                 text=True, timeout=30)
-            if out.returncode == 0:
-                return len([line for line in out.stdout.splitlines() if line.strip()])
-        except (OSError, subprocess.SubprocessError):
-            pass
-    try:
-        import torch
-        return torch.cuda.device_count()
-    except Exception:  # noqa: BLE001 - no usable torch/CUDA means no GPU to hand out
+    """GPUs on this machine, asked of ``nvidia-smi`` or, without it, of torch in a child process: this
+    (forking) sweep process must not initialise CUDA itself. No NVIDIA driver: 0 without asking."""
+    if not shutil.which("nvidia-smi") and not os.path.isdir("/proc/driver/nvidia/gpus"):
         return 0
+    commands = [["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"]] if shutil.which("nvidia-smi") else []
+    commands.append([sys.executable, "-c", "import torch; [print(i) for i in range(torch.cuda.device_count())]"])
+    for cmd in commands:
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if out.returncode == 0:
+            return len([line for line in out.stdout.splitlines() if line.strip()])
+    return 0
 
 
 def visible_gpus(env: Mapping[str, str], count: Callable[[], int] = count_gpus) -> list[str]:
