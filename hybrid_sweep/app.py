@@ -94,15 +94,20 @@ def _job_number() -> int:
 
 
 def _child_env(cfg) -> dict:
-    env = dict(os.environ)
-    gpus = [g for g in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
-    if gpus and cfg.resources.get("gpu_slots", True):
-        job = _job_number()
-        per = int(cfg.resources.get("nproc_per_node", 1))
-        start = (job * per) % len(gpus)
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[(start + i) % len(gpus)] for i in range(per))
-    if cfg.resources.get("threads"):
-        env["OMP_NUM_THREADS"] = str(cfg.resources.threads)
+    """The run's environment: a free GPU slot (runs/gpu_slots.py), torchrun's multi-node rendezvous from
+    SLURM, per-rank logs teed live, and the thread count."""
+    from hybrid_sweep.runs import gpu_slots
+
+    env, res = dict(os.environ), cfg.resources
+    per = int(res.get("nproc_per_node", 1))
+    if res.get("gpu_slots", True):
+        lock_dir = res.get("gpu_lock_dir")
+        env = gpu_slots.slot_env(env, per, Path(lock_dir) if lock_dir else None)
+    env.update(gpu_slots.slurm_rendezvous(env, int(res.get("nnodes", 1))))
+    if per > 1 or int(res.get("nnodes", 1)) > 1:
+        env.update(PYTHONUNBUFFERED="1", PET_TEE=env.get("PET_TEE", "3"))  # each rank's output, prefixed, live
+    if res.get("threads"):
+        env["OMP_NUM_THREADS"] = str(res.threads)
     return env
 
 

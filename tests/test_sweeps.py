@@ -172,14 +172,20 @@ def test_training_under_torchrun_two_processes(tmp_path):
     assert (run_dir / "DONE").exists() and (run_dir / "metrics.parquet").exists()
 
 
-def test_gpu_slots_follow_the_job_number(monkeypatch):
+def test_gpu_slots_are_free_gpus_not_the_job_number(monkeypatch, tmp_path):
+    """Consecutive jobs in one launcher process get the GPUs free at the time (the previous job's slot is
+    released when the next one claims); tests/test_gpu_slots.py covers jobs in other processes."""
     from omegaconf import OmegaConf
 
     from hybrid_sweep import app as app_module
+    from hybrid_sweep.runs import gpu_slots
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
-    cfg = OmegaConf.create({"resources": {"nproc_per_node": 2, "gpu_slots": True, "threads": 3}})
-    for job, expected in ((0, "0,1"), (1, "2,3"), (2, "0,1")):
-        monkeypatch.setattr(app_module, "_job_number", lambda job=job: job)
-        env = app_module._child_env(cfg)
-        assert env["CUDA_VISIBLE_DEVICES"] == expected and env["OMP_NUM_THREADS"] == "3"
+    cfg = OmegaConf.create({"resources": {"nproc_per_node": 2, "gpu_slots": True, "gpu_lock_dir": str(tmp_path),
+                                          "threads": 3}})
+    try:
+        for _ in range(3):
+            env = app_module._child_env(cfg)
+            assert env["CUDA_VISIBLE_DEVICES"] == "0,1" and env["OMP_NUM_THREADS"] == "3"
+    finally:
+        gpu_slots.release()

@@ -5,13 +5,17 @@
 3. Re-embed each chunk with a graph (same RNG state, so the same dropout masks) and backpropagate the
    cached embedding gradients into the encoder.
 
-The result equals the plain loss and its parameter gradients (tested in tests/test_loss.py).
+The result equals the plain loss and its parameter gradients (tested in tests/test_loss.py, and through the
+trainer in tests/test_trainer.py). ``contrastive_step`` is the one call the trainer makes for either path.
+Under DDP the re-embedding backward passes but the last run under ``no_sync``, so the gradients are
+all-reduced once per step, bucketed and overlapped with the last backward.
 Written here rather than taken from sentence-transformers' cached losses so that it shares the encoder's
 prefixing, the loss variants of ``loss.info_nce`` and the cross-device gather.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -49,8 +53,18 @@ def plain_step(embed: Embed, queries, positives, negatives, loss_fn) -> torch.Te
     return loss.detach()
 
 
+def contrastive_step(embed: Embed, queries, positives, negatives, loss_fn, chunk_size: int | None = None,
+                     device: torch.device | None = None, no_sync=contextlib.nullcontext) -> torch.Tensor:
+    """Forward + backward of one batch: plain when ``chunk_size`` is None, else GradCache with chunks of
+    ``chunk_size`` texts. Returns the detached loss (on the device; no host synchronisation)."""
+    if chunk_size is None:
+        return plain_step(embed, queries, positives, negatives, loss_fn)
+    return grad_cache_step(embed, queries, positives, negatives, loss_fn, chunk_size,
+                           device or torch.device("cpu"), no_sync)
+
+
 def grad_cache_step(embed: Embed, queries, positives, negatives, loss_fn, chunk_size: int,
-                    device: torch.device) -> torch.Tensor:
+                    device: torch.device, no_sync=contextlib.nullcontext) -> torch.Tensor:
     groups = [(list(queries), "query"), (list(positives) + list(negatives), "passage")]
     cached, states = [], []
     with torch.no_grad():
@@ -65,10 +79,12 @@ def grad_cache_step(embed: Embed, queries, positives, negatives, loss_fn, chunk_
     loss = loss_fn(q, passages[: len(positives)], passages[len(positives):] if len(negatives) else None)
     loss.backward()
     end_state = _RngState(device)
-    for (texts, kind), emb, rngs in zip(groups, cached, states):
-        for i, (chunk, rng) in enumerate(zip(_chunks(texts, chunk_size), rngs)):
-            rng.restore()
-            out = embed(chunk, kind)
-            out.backward(emb.grad[i * chunk_size : i * chunk_size + len(chunk)])
+    passes = [(kind, chunk, rng, emb.grad[i * chunk_size : i * chunk_size + len(chunk)])
+              for (texts, kind), emb, rngs in zip(groups, cached, states)
+              for i, (chunk, rng) in enumerate(zip(_chunks(texts, chunk_size), rngs))]
+    for k, (kind, chunk, rng, grad) in enumerate(passes):
+        rng.restore()
+        with no_sync() if k < len(passes) - 1 else contextlib.nullcontext():  # all-reduce on the last only
+            embed(chunk, kind).backward(grad)
     end_state.restore()
     return loss.detach()

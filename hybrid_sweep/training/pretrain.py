@@ -27,6 +27,7 @@ from hybrid_sweep.encoders import build_encoder
 from hybrid_sweep.errors import ConfigError, DataError
 from hybrid_sweep.io import waiting_lock, write_text
 from hybrid_sweep.runs.store import config_hash
+from hybrid_sweep.training.distributed import training_device
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,9 @@ def continued_mlm(cfg, out: Path) -> None:
     p = cfg.pretrain
     corpora, _, _ = load_training_data(cfg)
     langs = pretrain_languages(p)
-    encoder = build_encoder(cfg.encoder, vocabulary_texts(cfg, corpora), out / "init_model")
+    device = training_device(cfg.encoder.get("device"))  # cuda that does not work: one ConfigError
+    encoder = build_encoder(OmegaConf.merge(cfg.encoder, {"device": device}), vocabulary_texts(cfg, corpora),
+                            out / "init_model")
     texts = [t for lang, ts in sorted(_texts(cfg, corpora, langs).items()) for t in ts]
     if not texts:
         raise DataError(str(out), f"no pre-training text in languages {langs}")
@@ -87,7 +90,8 @@ def continued_mlm(cfg, out: Path) -> None:
     torch.manual_seed(p.seed)
     mlm = AutoModelForMaskedLM.from_config(base.config)
     mlm.base_model.load_state_dict(base.state_dict(), strict=False)
-    mlm.train()
+    mlm.to(encoder.device).train()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=encoder.device.type == "cuda")
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=p.mlm_probability)  # masks from torch.manual_seed
     optimizer = torch.optim.AdamW(mlm.parameters(), lr=p.lr, weight_decay=0.01, fused=True)
     rng = np.random.default_rng(p.seed)
@@ -96,8 +100,9 @@ def continued_mlm(cfg, out: Path) -> None:
         batch_texts = [texts[i] for i in rng.choice(len(texts), size=min(p.batch_size, len(texts)), replace=False)]
         enc = tokenizer(batch_texts, truncation=True, max_length=p.max_length)
         batch = collator([{"input_ids": ids} for ids in enc["input_ids"]])
-        loss = mlm(input_ids=batch["input_ids"], labels=batch["labels"],
-                   attention_mask=(batch["input_ids"] != tokenizer.pad_token_id).long()).loss
+        ids, labels = batch["input_ids"].to(encoder.device), batch["labels"].to(encoder.device)
+        with autocast:
+            loss = mlm(input_ids=ids, labels=labels, attention_mask=(ids != tokenizer.pad_token_id).long()).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(mlm.parameters(), 1.0)
         optimizer.step()

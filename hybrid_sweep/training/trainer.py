@@ -1,12 +1,18 @@
-"""The hybrid-batch training recipe, one readable loop.
+"""The hybrid-batch training recipe: named setup steps, then a short loop (the way torchtune recipes read).
 
-corpora -> HybridBatchSampler -> (shard per rank) -> encoder forward (plain or GradCache) -> InfoNCE
--> clip, average gradients across ranks, AdamW, warm-up + linear decay -> log, validate, checkpoint.
-The best model by validation loss (else the last) is saved to ``<output_dir>/model``.
+Setup: data (corpora, validation batches) -> samplers -> model (seed, build or restore, DDP, gradient
+checkpointing) -> optimizer and schedule -> resume (optimizer, schedule, sampler and RNG state).
+Loop, per step: the global batch from the HybridBatchSampler, this rank's slice, one ``contrastive_step``
+(plain or GradCache: the same call) under bf16 autocast on CUDA, clip, AdamW, warm-up + linear decay;
+then log, validate, checkpoint. Gradients are averaged across ranks by DDP's reducer during the backward.
+The loss stays on the device; it is copied to the host only when a log line is written
+(``train.log_every`` steps; 1 = every step). The best model by validation loss (else the last) is
+saved to ``<output_dir>/model``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -15,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -27,8 +34,8 @@ from hybrid_sweep.io import write_text
 from hybrid_sweep.sampling import HybridBatchSampler
 from hybrid_sweep.training import distributed as dist
 from hybrid_sweep.training.checkpoint import latest_checkpoint, load_state, save_checkpoint
-from hybrid_sweep.training.grad_cache import batch_loss, grad_cache_step, plain_step
-from hybrid_sweep.training.loss import info_nce
+from hybrid_sweep.training.grad_cache import batch_loss, contrastive_step
+from hybrid_sweep.training.loss import false_negative_mask, info_nce
 
 log = logging.getLogger(__name__)
 VAL_SEED_OFFSET = 1_000_003
@@ -51,11 +58,22 @@ def make_sampler(cfg, corpora, languages, seed, validation: bool = False) -> Hyb
 
 
 def make_loss(t):
-    def loss_fn(q, p, n):
+    def loss_fn(q, p, n, exclude=None):
         return info_nce(q, p, n, t.temperature, t.in_batch_positives, t.symmetric, offset=dist.rank() * q.shape[0],
                         p_all=dist.gather_with_grad(p), q_all=dist.gather_with_grad(q),
-                        n_all=None if n is None else dist.gather_with_grad(n))
+                        n_all=None if n is None else dist.gather_with_grad(n), exclude=exclude)
     return loss_fn
+
+
+def batch_loss_fn(loss_fn, t, batch, rank: int, world: int):
+    """``loss_fn`` with this batch's known false negatives masked (``train.mask_false_negatives``)."""
+    if not t.get("mask_false_negatives", True):
+        return loss_fn
+    items, per = batch.items, len(batch.items) // world
+    candidates = [it.positive for it in items] + [neg for it in items for neg in it.negatives]
+    mine = [it.positive for it in items[rank * per : (rank + 1) * per]]
+    mask = false_negative_mask(mine, candidates, offset=rank * per)
+    return loss_fn if mask is None else functools.partial(loss_fn, exclude=mask)
 
 
 def _texts(batch):
@@ -63,15 +81,15 @@ def _texts(batch):
             [neg for it in batch.items for neg in it.negatives])
 
 
-def validation_loss(encoder, batches, loss_fn) -> float:
-    was = encoder.model.training
-    encoder.model.eval()
-    total = 0.0
+def validation_loss(embed, model, batches, device) -> float:
+    """Mean loss over this rank's ``(batch, loss_fn)`` pairs, averaged over ranks (one host copy)."""
+    was = model.training
+    model.eval()
     with torch.no_grad():
-        for b in batches:
-            total += batch_loss(encoder.forward, *_texts(b), loss_fn).item()
-    encoder.model.train(was)
-    return dist.mean_scalar(total / max(1, len(batches)))
+        losses = [batch_loss(embed, *_texts(shard), fn) for shard, fn in batches] if batches else []
+    model.train(was)
+    local = sum(torch.stack(losses).tolist()) / max(1, len(losses)) if losses else 0.0
+    return dist.mean(torch.tensor([local], dtype=torch.float64, device=device)).item()
 
 
 def _rng_state() -> dict:
@@ -101,119 +119,202 @@ def _trim_log(path: Path, below_step: int) -> None:
     write_text(path, "".join(ln + "\n" for ln in kept))
 
 
-def train(cfg, output_dir: Path, tracker=None) -> dict:
-    """Train per ``cfg`` into ``output_dir``; returns a summary dict. Resumes from its checkpoints."""
-    t, output_dir = cfg.train, Path(output_dir)
-    rank, world = dist.init_from_env()
-    if t.batch_size % world:
-        raise ConfigError("train.batch_size", f"{t.batch_size} is not divisible by the {world} processes")
-    corpora, dev, languages = load_training_data(cfg)
-    sampler = make_sampler(cfg, corpora, languages, t.seed)
-    val_batches = []
-    if dev is not None and t.eval_every:
-        dev_langs = [lang for lang in languages if lang in dev.languages] or dev.languages
-        vs = make_sampler(cfg, [dev], dev_langs, t.seed + VAL_SEED_OFFSET, validation=True)
-        val_batches = [vs.batch_at(i).shard(rank, world) for i in range(t.val_batches)]
-    ckpt_root = output_dir / "checkpoints"
-    resume_from = latest_checkpoint(ckpt_root) if t.resume else None
-    torch.manual_seed(t.seed)
-    if resume_from is not None:
-        encoder = build_encoder(from_folder(cfg.encoder, resume_from / "model"))
-    else:
-        if cfg.encoder.get("path") or cfg.encoder.get("kind") != "tiny":
-            encoder = build_encoder(cfg.encoder)
+def check_train_config(cfg) -> None:
+    t = cfg.train
+    if not t.in_batch_positives and int(cfg.sampler.get("n_negatives", 1)) == 0:
+        raise ConfigError("train.in_batch_positives", "false needs hard negatives (sampler.n_negatives is 0): "
+                          "every query would see only its own positive and the loss would be exactly 0")
+    if t.get("dropout") is not None and not 0 <= float(t.dropout) < 1:
+        raise ConfigError("train.dropout", f"must be in [0, 1) or null, got {t.dropout}")
+    if int(t.get("log_every", 1)) < 1:
+        raise ConfigError("train.log_every", f"must be >= 1, got {t.log_every}")
+    if t.grad_cache.enabled and int(t.grad_cache.chunk_size) < 1:
+        raise ConfigError("train.grad_cache.chunk_size", f"must be >= 1, got {t.grad_cache.chunk_size}")
+
+
+class Recipe:
+    """``Recipe(cfg, output_dir).setup()`` runs the named setup steps; ``.train()`` the loop."""
+
+    def __init__(self, cfg, output_dir: Path, tracker=None):
+        self.cfg, self.t, self.output_dir, self.tracker = cfg, cfg.train, Path(output_dir), tracker
+        self.ckpt_root = self.output_dir / "checkpoints"
+        self.log_path, self.batch_log = self.output_dir / "train_log.jsonl", self.output_dir / "batches.jsonl"
+
+    def setup(self) -> Recipe:
+        self.rank, self.world = dist.init_from_env()
+        if self.t.batch_size % self.world:
+            raise ConfigError("train.batch_size", f"{self.t.batch_size} is not divisible by the {self.world} processes")
+        check_train_config(self.cfg)
+        self.device_spec = dist.training_device(self.cfg.encoder.get("device"))
+        self.setup_data()
+        self.setup_samplers()
+        self.setup_model()
+        self.setup_optimizer()
+        self.resume()
+        return self
+
+    def setup_data(self) -> None:
+        self.corpora, self.dev, self.languages = load_training_data(self.cfg)
+
+    def setup_samplers(self) -> None:
+        cfg, t = self.cfg, self.t
+        self.sampler = make_sampler(cfg, self.corpora, self.languages, t.seed)
+        self.val_batches = []
+        if self.dev is not None and t.eval_every:
+            dev_langs = [lang for lang in self.languages if lang in self.dev.languages] or self.dev.languages
+            vs = make_sampler(cfg, [self.dev], dev_langs, t.seed + VAL_SEED_OFFSET, validation=True)
+            self.val_batches = [vs.batch_at(i) for i in range(t.val_batches)]
+
+    def setup_model(self) -> None:
+        cfg, rank = self.cfg, self.rank
+        enc_cfg = OmegaConf.merge(cfg.encoder, {"device": self.device_spec})
+        self.resume_from = latest_checkpoint(self.ckpt_root) if self.t.resume else None
+        torch.manual_seed(self.t.seed + rank)  # per-rank dropout masks; DDP copies rank 0's weights to all
+        if self.resume_from is not None:
+            encoder = build_encoder(from_folder(enc_cfg, self.resume_from / "model"))
+        elif enc_cfg.get("path") or enc_cfg.get("kind") != "tiny":
+            encoder = build_encoder(enc_cfg)
         else:  # a new tiny model: built once (transformers saves on the main process only), loaded by the rest
             if rank == 0:
-                encoder = build_encoder(cfg.encoder, vocabulary_texts(cfg, corpora), output_dir / "init_model")
+                encoder = build_encoder(enc_cfg, vocabulary_texts(cfg, self.corpora), self.output_dir / "init_model")
             dist.barrier()
             if rank != 0:
-                encoder = build_encoder(OmegaConf.merge(cfg.encoder, {"path": str(output_dir / "init_model")}))
-    model = encoder.model
-    dist.broadcast_parameters(model.parameters())  # every rank starts from rank 0's weights
-    model.train()
-    if t.gradient_checkpointing:
-        model[0].auto_model.gradient_checkpointing_enable()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
-    horizon = t.get("schedule_steps") or t.max_steps  # the LR schedule's length; max_steps may stop earlier
-    warmup = int(t.warmup * horizon) if t.warmup < 1 else int(t.warmup)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, horizon)
-    state = {"step": 0, "best_val": math.inf, "bad_evals": 0, "best_step": None}
-    if resume_from is not None:
-        saved = load_state(resume_from)
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        sampler.load_state_dict(saved["sampler"])
-        _set_rng_state(saved["rng"])
-        state = saved["trainer"]
-        log.info("resumed from %s at step %d", resume_from.name, state["step"])
-    loss_fn = make_loss(t)
-    log_path, batch_log = output_dir / "train_log.jsonl", output_dir / "batches.jsonl"
-    if rank == 0:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        _trim_log(log_path, state["step"])
-        _trim_log(batch_log, state["step"])
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=encoder.device.type == "cuda" and t.bf16)
-    start, stopped_early = time.perf_counter(), False
+                encoder = build_encoder(OmegaConf.merge(enc_cfg, {"path": str(self.output_dir / "init_model")}))
+        self.encoder, self.model = encoder, encoder.model
+        if self.t.get("dropout") is not None:  # override the checkpoint's dropout (0: deterministic steps)
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.Dropout):
+                    m.p = float(self.t.dropout)
+        self.model.train()
+        if self.t.gradient_checkpointing:  # non-reentrant: works under DDP with two forwards per backward
+            self.model[0].auto_model.gradient_checkpointing_enable({"use_reentrant": False})
+        self.module = dist.wrap(self.model, encoder.device)
+        self.no_sync = dist.no_sync(self.module)
+        self.loss_fn = make_loss(self.t)
 
-    def checkpoint():
-        payload = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                   "sampler": sampler.state_dict(), "rng": _rng_state(), "trainer": dict(state)}
-        if rank == 0:
-            save_checkpoint(ckpt_root, state["step"], encoder, payload)
+    def embed(self, texts: list[str], kind: str) -> torch.Tensor:
+        """``Encoder.forward`` through the (DDP-wrapped) module."""
+        emb = self.module(self.encoder.features(texts, kind))["sentence_embedding"]
+        return F.normalize(emb, dim=-1) if self.encoder.normalize else emb
 
-    bar = tqdm(total=t.max_steps, initial=state["step"], desc="train", disable=rank != 0 or not cfg.encoder.get("progress", True))
-    while state["step"] < t.max_steps and not stopped_early:
-        step_start = time.perf_counter()
-        batch = next(sampler)
-        queries, positives, negatives = _texts(batch.shard(rank, world))
-        with autocast:
-            if t.grad_cache.enabled:
-                loss = grad_cache_step(encoder.forward, queries, positives, negatives, loss_fn,
-                                       t.grad_cache.chunk_size, encoder.device)
-            else:
-                loss = plain_step(encoder.forward, queries, positives, negatives, loss_fn)
-        loss_value = dist.mean_scalar(loss.item())
-        if not math.isfinite(loss_value):
-            raise TrainingError(f"train: loss is {loss_value} at step {state['step']} (lr {scheduler.get_last_lr()[0]:.2e}); "
-                                "lower train.lr or check the data")
-        dist.average_gradients(model.parameters())
-        if t.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        state["step"] += 1
-        record = {"step": state["step"] - 1, "loss": loss_value, "lr": scheduler.get_last_lr()[0], "mode": batch.mode,
-                  "requested": batch.requested, "examples_per_s": t.batch_size / (time.perf_counter() - step_start),
-                  "elapsed_s": time.perf_counter() - start}
-        if t.eval_every and val_batches and state["step"] % t.eval_every == 0:
-            record["val_loss"] = validation_loss(encoder, val_batches, loss_fn)
-            if record["val_loss"] < state["best_val"]:
-                state.update(best_val=record["val_loss"], bad_evals=0, best_step=state["step"])
-                if rank == 0:
-                    _save_model(encoder, output_dir / "model")
-            else:
-                state["bad_evals"] += 1
-                stopped_early = t.patience is not None and state["bad_evals"] >= t.patience
-        if rank == 0:
-            with open(log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            if tracker is not None:
-                tracker.log({f"train/{k}": v for k, v in record.items()}, step=record["step"])
-            if t.log_batches:
-                with open(batch_log, "a") as f:
-                    f.write(json.dumps(batch.log_record()) + "\n")
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.3f}", mode=batch.mode)
-        if state["step"] % t.save_every == 0 or state["step"] == t.max_steps or stopped_early:
-            checkpoint()
-            fault_point("after_checkpoint")
-    bar.close()
-    if rank == 0 and state["best_step"] is None:
-        _save_model(encoder, output_dir / "model")
-    return {"steps": state["step"], "best_step": state["best_step"], "best_val_loss": state["best_val"],
-            "stopped_early": stopped_early, "wall_s": time.perf_counter() - start, "languages": languages,
-            "pairs": [list(p) for p in sampler.pairs]}
+    def setup_optimizer(self) -> None:
+        t = self.t
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
+        horizon = t.get("schedule_steps") or t.max_steps  # the LR schedule's length; max_steps may stop earlier
+        warmup = int(t.warmup * horizon) if t.warmup < 1 else int(t.warmup)
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, warmup, horizon)
+
+    def resume(self) -> None:
+        self.state = {"step": 0, "best_val": math.inf, "bad_evals": 0, "best_step": None}
+        if self.resume_from is not None:
+            saved = load_state(self.resume_from)
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+            self.sampler.load_state_dict(saved["sampler"])
+            _set_rng_state(saved["rng"])
+            self.state = saved["trainer"]
+            log.info("resumed from %s at step %d", self.resume_from.name, self.state["step"])
+        if self.rank == 0:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            _trim_log(self.log_path, self.state["step"])
+            _trim_log(self.batch_log, self.state["step"])
+
+    def step(self, batch) -> torch.Tensor:
+        """Forward + backward of one global batch (this rank's slice); the loss on the device."""
+        t = self.t
+        loss_fn = batch_loss_fn(self.loss_fn, t, batch, self.rank, self.world)
+        chunk = int(t.grad_cache.chunk_size) if t.grad_cache.enabled else None
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.encoder.device.type == "cuda" and t.bf16):
+            return contrastive_step(self.embed, *_texts(batch.shard(self.rank, self.world)), loss_fn, chunk,
+                                    self.encoder.device, self.no_sync)
+
+    def update(self) -> None:
+        if self.t.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _to_host(self, pending: list) -> None:
+        """Copy the pending steps' losses to the host at once (rank mean), failing on a non-finite one."""
+        values = dist.mean(torch.stack([p["loss"] for p in pending]).float()).tolist()
+        for p, value in zip(pending, values):
+            if not math.isfinite(value):
+                raise TrainingError(f"train: loss is {value} at step {p['record']['step']} (lr {p['lr']:.2e}); "
+                                    "lower train.lr or check the data")
+            p["record"]["loss"], p["loss"] = value, None
+
+    def validate(self) -> float:
+        batches = [(b.shard(self.rank, self.world), batch_loss_fn(self.loss_fn, self.t, b, self.rank, self.world))
+                   for b in self.val_batches]
+        return validation_loss(self.embed, self.model, batches, self.encoder.device)
+
+    def checkpoint(self) -> None:
+        payload = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                   "sampler": self.sampler.state_dict(), "rng": _rng_state(), "trainer": dict(self.state)}
+        if self.rank == 0:
+            save_checkpoint(self.ckpt_root, self.state["step"], self.encoder, payload)
+
+    def write(self, records: list[dict], batches: list) -> None:
+        if self.rank != 0:
+            return
+        with open(self.log_path, "a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+        if self.tracker is not None:
+            for r in records:
+                self.tracker.log({f"train/{k}": v for k, v in r.items()}, step=r["step"])
+        if self.t.log_batches:
+            with open(self.batch_log, "a") as f:
+                f.writelines(json.dumps(b.log_record()) + "\n" for b in batches)
+
+    def train(self) -> dict:
+        t, state = self.t, self.state
+        every, start, stopped_early, pending = int(t.get("log_every", 1)), time.perf_counter(), False, []
+        bar = tqdm(total=t.max_steps, initial=state["step"], desc="train",
+                   disable=self.rank != 0 or not self.cfg.encoder.get("progress", True))
+        while state["step"] < t.max_steps and not stopped_early:
+            step_start, batch = time.perf_counter(), next(self.sampler)
+            record = {"step": state["step"], "loss": None}
+            pending.append({"record": record, "batch": batch, "lr": self.scheduler.get_last_lr()[0],
+                            "loss": self.step(batch)})
+            done = state["step"] + 1
+            evaluating = bool(t.eval_every and self.val_batches and done % t.eval_every == 0)
+            saving = done % t.save_every == 0 or done == t.max_steps
+            if done % every == 0 or evaluating or saving:
+                self._to_host(pending)  # before the optimizer step, so a NaN loss never reaches the weights
+            self.update()
+            state["step"] = done
+            record.update(lr=self.scheduler.get_last_lr()[0], mode=batch.mode, requested=batch.requested,
+                          examples_per_s=t.batch_size / (time.perf_counter() - step_start),
+                          elapsed_s=time.perf_counter() - start)
+            if evaluating:
+                record["val_loss"] = self.validate()
+                if record["val_loss"] < state["best_val"]:
+                    state.update(best_val=record["val_loss"], bad_evals=0, best_step=done)
+                    if self.rank == 0:
+                        _save_model(self.encoder, self.output_dir / "model")
+                else:
+                    state["bad_evals"] += 1
+                    stopped_early = t.patience is not None and state["bad_evals"] >= t.patience
+            if pending[-1]["loss"] is None:  # on the host: write the pending log lines
+                self.write([p["record"] for p in pending], [p["batch"] for p in pending])
+                bar.set_postfix(loss=f"{record['loss']:.3f}", mode=batch.mode)
+                pending = []
+            bar.update(1)
+            if saving or stopped_early:
+                self.checkpoint()
+                fault_point("after_checkpoint")
+        bar.close()
+        if self.rank == 0 and state["best_step"] is None:
+            _save_model(self.encoder, self.output_dir / "model")
+        return {"steps": state["step"], "best_step": state["best_step"], "best_val_loss": state["best_val"],
+                "stopped_early": stopped_early, "wall_s": time.perf_counter() - start, "languages": self.languages,
+                "pairs": [list(p) for p in self.sampler.pairs]}
+
+
+def train(cfg, output_dir: Path, tracker=None) -> dict:
+    """Train per ``cfg`` into ``output_dir``; returns a summary dict. Resumes from its checkpoints."""
+    return Recipe(cfg, output_dir, tracker).setup().train()
 
 
 def _save_model(encoder, folder: Path) -> None:
