@@ -15,7 +15,7 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from hybrid_sweep.analysis.comparisons import compare_conditions, planned_pairs
+from hybrid_sweep.analysis.comparisons import planned_pairs
 from hybrid_sweep.analysis.hierarchical import HierarchicalBootstrap, all_resamples, cells_from_frame
 from hybrid_sweep.analysis.multiplicity import adjust
 from hybrid_sweep.analysis.stats import compare_runs, mean_ci, ols_slope

@@ -160,11 +160,11 @@ def test_known_shift_is_recovered_with_the_expected_power():
 
 
 def test_slope_ci_covers_the_true_slope():
-    """metric = a + b·log2(axis) + run noise, 3 runs at each of 6 axis values; 2,000 trials (SE .0049)."""
+    """metric = a + b·log2(axis) + run noise, 3 runs at each of 6 axis values; 4,000 trials (SE .0034)."""
     rng = np.random.default_rng(40)
     x = np.repeat([1, 2, 4, 8, 16, 32], 3)
     sd = np.sqrt(RUN_SD ** 2 + (RUN_X_QUESTION_SD ** 2 + ROW_SD ** 2 / LANGS) / CLUSTERS)
-    y = 0.3 + 0.02 * np.log2(x) + rng.normal(0, sd, (2000, len(x)))
+    y = 0.3 + 0.02 * np.log2(x) + rng.normal(0, sd, (4000, len(x)))
     fits = [ols_slope(x, row) for row in y]
     assert BAND_COVER[0] <= np.mean([f["lo"] <= 0.02 <= f["hi"] for f in fits]) <= BAND_COVER[1]
     assert abs(np.mean([f["slope"] for f in fits]) - 0.02) < 0.001

@@ -92,7 +92,7 @@ def _compare(ra: pd.DataFrame, rb: pd.DataFrame, boot: HierarchicalBootstrap | N
     res = compare_runs(ra.value, rb.value, list(ra.seed), list(rb.seed))
     out = {k: res[k] for k in ("n_A", "n_B", "mean_A", "mean_B", "diff", "lo", "hi", "p", "test")}
     out.update(lo_q=float("nan"), hi_q=float("nan"), p_q=float("nan"), clusters=0)
-    if boot is not None and a in boot.conditions and b in boot.conditions and res["n_A"] >= MIN_RUNS <= res["n_B"]:
+    if boot is not None and a in boot.conditions and b in boot.conditions and min(res["n_A"], res["n_B"]) >= MIN_RUNS:
         q = boot.compare(a, b)
         out.update(lo_q=q["lo"], hi_q=q["hi"], p_q=q["p"], clusters=q["clusters"])
     return out

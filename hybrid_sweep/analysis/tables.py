@@ -45,9 +45,11 @@ def varying_axes(results: pd.DataFrame, candidates=None) -> list[str]:
 
 
 def is_log_axis(values: pd.Series) -> bool:
-    """Fallback rule: a positive numeric axis spanning at least two doublings is fitted against log2."""
+    """Fallback rule (collect's metadata says it where present): a positive axis that counts (integer
+    values: pairs, languages, steps) or spans three doublings (a learning rate) is fitted against log2;
+    ratios and counts that include 0 linearly."""
     v = pd.to_numeric(values, errors="coerce").dropna()
-    return bool(len(v) and (v > 0).all() and v.max() / v.min() >= 4)
+    return bool(len(v) and (v > 0).all() and ((v == v.round()).all() or v.max() / v.min() >= 8))
 
 
 def axis_info(root: Path, results: pd.DataFrame) -> AxisInfo:
