@@ -34,8 +34,8 @@ from hybrid_sweep.analysis.stats import MIN_RUNS, NAN
 class Cells:
     """One condition's query-level values summed per (run, cluster, pool), with row counts; ``seeds`` names
     each run's seed (None where unknown: its runs are then never paired)."""
-    sums: np.ndarray  # (runs, clusters, pools)
-    counts: np.ndarray  # (runs, clusters, pools)
+    sums: np.ndarray  # (runs, clusters, pools), optionally after leading batch axes
+    counts: np.ndarray  # the same shape, or one that broadcasts to it
     seeds: tuple | None = None
 
 
@@ -113,6 +113,7 @@ def condition_replicates(sums: np.ndarray, counts: np.ndarray, weights: np.ndarr
     sums = np.asarray(sums, dtype=float)
     counts = np.broadcast_to(np.asarray(counts, dtype=float), sums.shape)
     runs = _macro(sums.sum(axis=-2), counts.sum(axis=-2))
+
     def resampled(a):  # (..., m, Q, P) -> (..., B, m, P): one matrix product over every batch, run and pool
         cols = np.moveaxis(a, -2, 0)
         return np.moveaxis((weights @ cols.reshape(q, -1)).reshape(-1, *cols.shape[1:]), 0, -3)
