@@ -1,5 +1,5 @@
-"""Figures: scaling curves (mean and 95 % CI band over seeds, log-linear fit with bootstrap slope CI)
-and cross-lingual heatmaps. Saved as PNG and SVG."""
+"""Figures: scaling curves (mean and 95 % CI band over seeds, log-linear OLS fit on per-run values with
+its t-based slope CI) and cross-lingual heatmaps. Saved as PNG and SVG."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hybrid_sweep.analysis.stats import log_slope, mean_ci  # noqa: E402
+from hybrid_sweep.analysis.stats import mean_ci, ols_slope  # noqa: E402
+from hybrid_sweep.analysis.tables import is_log_axis  # noqa: E402
 
-LOG_AXES = ("n_pairs", "n_train_langs", "max_steps", "batch_size", "lr")
 SETTING_STYLE = {"mono": ("#1b9e77", "o"), "cross": ("#d95f02", "s"), "multi": ("#7570b3", "^")}
 STYLE = {"figure.dpi": 120, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
          "axes.spines.right": False, "font.size": 10}
@@ -29,11 +29,14 @@ def save(fig, path: Path) -> list[Path]:
     return out
 
 
-def scaling_plot(results: pd.DataFrame, axis: str, metric: str, benchmark: str, path: Path) -> tuple[list[Path], pd.DataFrame]:
-    """One line per setting: the macro-average ``metric`` against ``axis``; returns files and the fits."""
+def scaling_plot(results: pd.DataFrame, axis: str, metric: str, benchmark: str, path: Path,
+                 log: bool | None = None) -> tuple[list[Path], pd.DataFrame]:
+    """One line per setting: the macro-average ``metric`` against ``axis``; returns files and the fits.
+    ``log``: fit against log2(axis) (counts scale in doublings; ratios and counts with 0 linearly); None
+    decides from the values (positive and spanning two doublings)."""
     avg = results[(results.query_lang == "avg") & (results.metric == metric) & (results.benchmark == benchmark)]
     fits = []
-    log_axis = axis in LOG_AXES  # counts scale in doublings; ratios and small counts with 0 linearly
+    log_axis = is_log_axis(avg[axis]) if log is None else log
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
         for setting, grp in avg.groupby("setting"):
@@ -41,7 +44,7 @@ def scaling_plot(results: pd.DataFrame, axis: str, metric: str, benchmark: str, 
             pts = grp.groupby(axis).value.apply(lambda v: mean_ci(v)).apply(pd.Series)
             pts.columns = ["mean", "ci", "n"]
             x = pts.index.to_numpy(dtype=float)
-            fit = log_slope(grp[axis], grp.value, log=log_axis)
+            fit = ols_slope(grp[axis], grp.value, log=log_axis)  # one point per run
             fits.append({"benchmark": benchmark, "metric": metric, "axis": axis, "fit": "log2" if log_axis else "linear",
                          "setting": setting, **fit})
             unit = "per doubling" if log_axis else "per unit"

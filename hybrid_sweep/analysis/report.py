@@ -7,10 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from hybrid_sweep.analysis.comparisons import compare_conditions
+from hybrid_sweep.analysis.multiplicity import add_adjusted
 from hybrid_sweep.analysis.plots import cross_heatmap, scaling_plot
-from hybrid_sweep.analysis.tables import (NUMERIC_AXES, language_groups, paired_tests, per_query_frame, summary,
-                                          varying_axes, wide_markdown)
+from hybrid_sweep.analysis.stats import MIN_RUNS
+from hybrid_sweep.analysis.tables import axis_info, language_groups, per_query_frame, summary, wide_markdown
 from hybrid_sweep.io import write_csv, write_text
+
+TEST_VIEW = ["benchmark", "setting", "metric", "A", "B", "n_A", "n_B", "diff", "lo", "hi", "p", "p_adj", "lo_q", "hi_q",
+             "p_q", "p_q_adj"]
 
 
 def analyze(root: Path) -> Path:
@@ -27,12 +32,15 @@ def analyze(root: Path) -> Path:
     if results.empty:
         write_text(out / "report.md", "\n".join(lines + ["", "No finished run yet."]) + "\n")
         return out / "report.md"
-    axes = varying_axes(results)
+    info = axis_info(root, results)
+    axes = list(info.axes)
     if "variant" in results and results.groupby(axes or ["sweep"], dropna=False).variant.nunique().max() > 1:
         axes.append("variant")  # the runs differ in settings that are not axis columns
-    by = [a for a in axes if a not in NUMERIC_AXES] or axes
-    lines += [f"Axes that vary: {', '.join(axes) or 'none (seeds only)'}. Cells: mean ± 95 % CI over seeds "
-              "(t distribution; no ± where one seed).", ""]
+    lines += [f"Axes that vary: {', '.join(axes) or 'none (seeds only)'} (from "
+              f"{'results.parquet schema metadata' if info.source == 'schema' else 'the run columns that vary'}). "
+              "The replication unit is the training run: a condition's value is one number per run (its "
+              "macro-averaged metric), `seeds` = runs per condition. Cells: mean ± 95 % CI over runs "
+              "(t distribution; no ± where one run).", ""]
     for title, metric, settings in (("Table 1: mAP", "map", None), ("Table 2: rank distance (multilingual)",
                                                                       "rank_distance", ["multi"])):
         table = summary(results, metric, axes)
@@ -41,7 +49,7 @@ def analyze(root: Path) -> Path:
         if table.empty:
             continue
         stem = "table1_map" if metric == "map" else "table2_rank_distance"
-        write_csv(out / f"{stem}.csv", table)
+        write_csv(out / f"{stem}.csv", table.assign(test="mean ± t-based 95 % CI over runs (n = runs)"))
         md = wide_markdown(table, axes)
         write_text(out / f"{stem}.md", md + "\n")
         write_text(out / f"{stem}.tex", _latex(table, axes))
@@ -52,47 +60,81 @@ def analyze(root: Path) -> Path:
         wide = groups.pivot_table(index=["benchmark", "grouping", "group", *axes], columns="setting", values="value",
                                   dropna=False).dropna(how="all").round(3).reset_index()
         lines += ["## By language group (resource level; seen / unseen in training)", "",
-                  "mAP averaged over the query languages of a group, their candidate languages and seeds.", "",
-                  wide.to_markdown(index=False), ""]
-    pq = per_query_frame(root, runs)
-    tests = paired_tests(pq, by if by else axes)
-    if not tests.empty:
-        write_csv(out / "paired_tests.csv", tests)
-        view = tests[["benchmark", "setting", "metric", "A", "B", "mean_A", "mean_B", "diff", "lo", "hi", "p_boot",
-                      "effect_size", "p_value", "n", "seeds_A", "seeds_B"]]
-        lines += ["## Paired tests", "",
-                  "`diff` = A − B. `lo`/`hi`/`p_boot`: 95 % CI and two-sided p of the difference from a bootstrap that "
-                  "resamples seeds within each condition and queries (2,000 replicates) — the one to trust when "
-                  "seeds disagree. `p_value`/`effect_size`: sign-flip randomisation test over queries on "
-                  "seed-averaged values (10,000 permutations), Cohen's d_z; it ignores seed variance.", "",
-                  view.round(4).to_markdown(index=False), ""]
-    numeric = [a for a in axes if a in NUMERIC_AXES]
-    fits = []
+                  "mAP averaged over the query languages of a group, their candidate languages and seeds "
+                  "(descriptive: no test).", "", wide.to_markdown(index=False), ""]
+    lines += _comparisons(root, out, results, axes, [a for a in axes if a in info.numeric])
+    lines += _fits(out, results, axes, info)
+    write_text(out / "report.md", "\n".join(lines) + "\n")
+    return out / "report.md"
+
+
+def _comparisons(root, out, results, axes, numeric) -> list[str]:
+    if not axes:
+        return []
+    per_query, missing = per_query_frame(root, results, axes)
+    planned, pairs = compare_conditions(results, axes, numeric, per_query)
+    if pairs.empty:
+        return []
+    write_csv(out / "planned_tests.csv", planned)
+    write_csv(out / "paired_tests.csv", pairs)
+    lines = ["## Comparisons of conditions", "",
+             "`diff` = A − B of the conditions' mean per-run values; `n_A`/`n_B` = runs a side. `lo`/`hi`/`p`: "
+             "95 % CI and two-sided p of the run-level test named in the CSV's `test` column — a paired t on "
+             "the per-seed differences when both conditions ran the same seeds (an exact sign-flip permutation "
+             "over seeds from 8 pairs on), else Welch's t. `lo_q`/`hi_q`/`p_q`: hierarchical bootstrap over "
+             "runs and question clusters (a question with all its language versions), for a difference that "
+             "must hold for new questions as well as new runs. Variance models: docs/statistics.md.", ""]
+    if missing:
+        lines += [f"Runs without query-level rows (left out of the `*_q` columns): {', '.join(missing)}.", ""]
+    few = pd.concat([planned, pairs]).query(f"n_A < {MIN_RUNS} or n_B < {MIN_RUNS}")
+    if len(few):
+        lines += [f"**Warning:** {len(few.drop_duplicates(['A', 'B']))} comparisons have fewer than {MIN_RUNS} runs a "
+                  "side: shown without a CI or p-value. Run more seeds to test them.", ""]
+    for title, table, csv in (("Planned comparisons", planned, "planned_tests.csv"),
+                              ("All pairs", pairs, "paired_tests.csv")):
+        if table.empty:
+            continue
+        lines += [f"### {title}", "", f"Correction: {table.correction.iloc[0]} (`p_adj`, `p_q_adj`; raw p beside "
+                  f"them). Tests: {'; '.join(sorted(table.test.unique()))}. CSV: [{csv}]({csv})", "",
+                  table[TEST_VIEW].round(4).to_markdown(index=False), ""]
+    return lines
+
+
+def _fits(out, results, axes, info) -> list[str]:
+    lines, fits = [], []
     for bench in sorted(results.benchmark.unique()):
-        for axis in numeric:
+        for axis in [a for a in axes if a in info.numeric]:
             for metric in ("map", "rank_distance"):
-                files, fit = scaling_plot(results, axis, metric, bench, out / f"scaling_{bench}_{axis}_{metric}")
+                if not ((results.benchmark == bench) & (results.metric == metric)).any():
+                    continue
+                files, fit = scaling_plot(results, axis, metric, bench, out / f"scaling_{bench}_{axis}_{metric}",
+                                          log=axis in info.log)
                 fits.append(fit)
                 lines += [f"![{metric} vs {axis} on {bench}]({files[0].name})", ""]
         files = cross_heatmap(results, bench, f"{bench}: mAP by query / candidate language, all runs pooled",
                               out / f"heatmap_{bench}")
         lines += [f"## Language pairs on {bench}", "", f"![heatmap]({files[0].name})", ""]
+    fits = [f for f in fits if not f.empty]
     if fits:
-        fit_table = pd.concat(fits, ignore_index=True)
-        write_csv(out / "fits.csv", fit_table)
-        lines += ["## Fits (metric = a + b · log2(axis) for pairs, languages and steps; a + b · axis otherwise; "
-                  "bootstrap 95 % CI of b)", "",
-                  fit_table.round(4).to_markdown(index=False), ""]
-    write_text(out / "report.md", "\n".join(lines) + "\n")
-    return out / "report.md"
+        table = add_adjusted(pd.concat(fits, ignore_index=True), "holm")
+        write_csv(out / "fits.csv", table)
+        lines += ["## Fits", "", "metric = a + b · log2(axis) for counts spanning doublings (`fit` = log2), "
+                  "a + b · axis otherwise; ordinary least squares on per-run values (`n_runs`), 95 % CI and p of b "
+                  f"from t with `df` = runs − 2. Correction: {table.correction.iloc[0]} (`p_adj`).", "",
+                  table.drop(columns=["correction", "test"]).round(4).to_markdown(index=False), ""]
+    return lines
 
 
 def resource_levels(root: Path, runs: pd.DataFrame) -> dict[str, str]:
-    """Language -> resource level, from the synthetic benchmark's config of any finished run."""
+    """Language -> resource level, from the synthetic benchmark's config of any finished run (the one
+    input not in a table: results carry no resource level). Empty where no run has its config.yaml."""
     from omegaconf import OmegaConf
 
     for run_id in runs[runs.status == "done"].run_id:
-        cfg = OmegaConf.load(Path(root) / "runs" / run_id / "config.yaml")
+        path = Path(root) / "runs" / run_id / "config.yaml"
+        if not path.exists():
+            continue
+        cfg = OmegaConf.load(path)
         if "synthetic" in cfg:
             return {lang.code: lang.resource for lang in cfg.synthetic.languages}
     return {}
