@@ -1,0 +1,75 @@
+"""Per-corpus lookup tables for the sampler, built once with numpy over a store's active rows.
+
+For every language: the rows holding a query (and, separately, a positive) sorted by group, with the
+sorted distinct groups and where each group's rows start. The eligible groups of a (query language,
+passage language) key are the groups with a query row in the first and a positive row in the second.
+Drawing a batch then costs O(batch) array operations, independent of the corpus size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hybrid_sweep.data.corpus_store import CorpusStore
+
+
+@dataclass
+class GroupRows:
+    """Rows of one language (with a query, or with a positive) grouped by group code."""
+
+    groups: np.ndarray   # sorted distinct group codes
+    starts: np.ndarray   # first position of each group in ``rows``
+    counts: np.ndarray   # rows per group
+    rows: np.ndarray     # row ids sorted by group
+
+    @classmethod
+    def build(cls, group: np.ndarray, rows: np.ndarray) -> GroupRows:
+        order = np.argsort(group[rows], kind="stable")
+        rows = rows[order].astype(np.int64)
+        g = group[rows]
+        groups, starts = np.unique(g, return_index=True)
+        counts = np.diff(np.append(starts, len(rows)))
+        return cls(groups.astype(np.int64), starts.astype(np.int64), counts.astype(np.int64), rows)
+
+    def pick(self, rng: np.random.Generator, groups: np.ndarray) -> np.ndarray:
+        """One row of each group (uniform among the group's rows in this language)."""
+        i = np.searchsorted(self.groups, groups)
+        return self.rows[self.starts[i] + (rng.random(len(groups)) * self.counts[i]).astype(np.int64)]
+
+
+class CorpusIndex:
+    """Query and positive rows per language, and the eligible groups per (query, passage) language key."""
+
+    def __init__(self, store: CorpusStore, languages: list[str], mono_langs: list[str], pairs: list[tuple[str, str]]):
+        self.store = store
+        act = store.active_mask()
+        self.q, self.p = {}, {}
+        for lang in languages:
+            in_lang = act & store.lang_mask([lang])
+            q = np.flatnonzero(in_lang & store.has_query)
+            p = np.flatnonzero(in_lang & store.has_positive)
+            if len(q):
+                self.q[lang] = GroupRows.build(store.group, q)
+            if len(p):
+                self.p[lang] = GroupRows.build(store.group, p)
+        self.n_groups = len(store.group_names)
+        mono = {} if store.cross_only else {(x, x): self._eligible(x, x) for x in mono_langs}
+        cross = {pair: self._eligible(*pair) for pair in pairs} if store.parallel else {}
+        self.mono = {k: v for k, v in mono.items() if len(v)}
+        self.cross = {k: v for k, v in cross.items() if len(v)}
+        self.eligible = {**self.cross, **self.mono}
+
+    def _eligible(self, q_lang: str, p_lang: str) -> np.ndarray:
+        q, p = self.q.get(q_lang), self.p.get(p_lang)
+        if q is None or p is None:
+            return np.zeros(0, dtype=np.int64)
+        if len(q.groups) == len(p.groups) and np.array_equal(q.groups, p.groups):
+            return q.groups  # fully parallel: share the array
+        member = np.zeros(self.n_groups, dtype=bool)
+        member[p.groups] = True
+        return q.groups[member[q.groups]]
+
+    def positive_groups(self, lang: str) -> np.ndarray:
+        return self.p[lang].groups if lang in self.p else np.zeros(0, dtype=np.int64)
