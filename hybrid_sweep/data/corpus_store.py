@@ -32,6 +32,7 @@ FORMAT_VERSION = 1
 ROW_SCHEMA = pa.schema([("group", pa.string()), ("lang", pa.string()), ("query", pa.string()),
                         ("positive", pa.string()), ("negatives", pa.list_(pa.string()))])
 REQUIRED = ("group", "lang", "query", "positive")
+CHUNK_ROWS = 1 << 19  # rows per record batch on disk (string offsets stay 32-bit below 2 GB per chunk)
 _ARRAYS = ("group", "lang", "has_query", "has_positive", "n_neg")
 
 
@@ -130,6 +131,11 @@ class CorpusStore:
     cross_only: bool = False   # translation pairs (FLORES): query == positive within a language
     active: np.ndarray | None = None
     n_negatives: int | None = None  # the source's own hard-negative count (None: the sampler's)
+    chunk_starts: np.ndarray = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self):
+        lengths = [len(b) for b in self.table.column("group").chunks]
+        self.chunk_starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
     # --- views ---------------------------------------------------------------------------------
     def view(self, name: str | None = None, **changes) -> CorpusStore:
@@ -171,8 +177,27 @@ class CorpusStore:
         return np.intersect1d(q, p).tolist()
 
     # --- texts ---------------------------------------------------------------------------------
-    def texts_at(self, column: str, rows: np.ndarray) -> list:
-        return self.table.column(column).take(pa.array(np.asarray(rows, dtype=np.int64))).to_pylist()
+    def take(self, column: str, rows) -> pa.Array:
+        """``column`` at ``rows`` (in that order), reading only the chunks that hold them: a chunked
+        ``take`` would first concatenate the whole column."""
+        col, rows = self.table.column(column), np.asarray(rows, dtype=np.int64)
+        if col.num_chunks == 1:
+            return col.chunk(0).take(pa.array(rows))
+        chunk = np.searchsorted(self.chunk_starts, rows, side="right") - 1
+        if len(rows) == 0:
+            return pa.array([], col.type)
+        order = np.argsort(chunk, kind="stable")
+        bounds = [0, *(np.flatnonzero(np.diff(chunk[order])) + 1).tolist(), len(order)]
+        parts = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            c = int(chunk[order[a]])
+            parts.append(col.chunk(c).take(pa.array(rows[order[a:b]] - self.chunk_starts[c])))
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return pa.concat_arrays(parts).take(pa.array(inverse))
+
+    def texts_at(self, column: str, rows) -> list:
+        return self.take(column, rows).to_pylist()
 
     def texts(self) -> list[str]:
         rows = np.flatnonzero(self.active_mask())
@@ -245,7 +270,7 @@ def open_store(folder: Path, name: str | None = None) -> CorpusStore:
     meta = json.loads((folder / "meta.json").read_text())
     table = pa.ipc.open_file(pa.memory_map(str(folder / "rows.arrow"))).read_all()
     groups = pa.ipc.open_file(pa.memory_map(str(folder / "groups.arrow"))).read_all()
-    arrays = {a: np.load(folder / f"{a}.npy", mmap_mode="r") for a in _ARRAYS}
+    arrays = {a: np.asarray(np.load(folder / f"{a}.npy", mmap_mode="r")) for a in _ARRAYS}  # mapped, plain ndarray
     arrays["has_query"], arrays["has_positive"] = arrays["has_query"].view(bool), arrays["has_positive"].view(bool)
     return CorpusStore(name=name or meta["name"], table=table, langs=meta["langs"],
                        group_names=groups.column("name").combine_chunks(),
@@ -255,11 +280,16 @@ def open_store(folder: Path, name: str | None = None) -> CorpusStore:
 
 def _write_store(tmp: Path, name: str, batches: Iterable[pa.RecordBatch], source: str, parallel: bool,
                  cross_only: bool) -> None:
-    n = 0
+    n, pending = 0, []
     with pa.OSFile(str(tmp / "rows.arrow"), "wb") as sink, pa.ipc.new_file(sink, ROW_SCHEMA) as writer:
-        for b in batches:
-            writer.write_batch(normalise_batch(b, source, n))
+        for b in batches:  # few large record batches: a batch's reads touch few chunks
+            pending.append(normalise_batch(b, source, n))
             n += len(b)
+            if sum(len(p) for p in pending) >= CHUNK_ROWS:
+                writer.write_table(pa.Table.from_batches(pending, ROW_SCHEMA).combine_chunks())
+                pending = []
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending, ROW_SCHEMA).combine_chunks())
     table = pa.ipc.open_file(pa.memory_map(str(tmp / "rows.arrow"))).read_all()
     store = store_from_table(name, table, parallel, cross_only)
     for a in _ARRAYS:

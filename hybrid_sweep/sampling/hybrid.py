@@ -28,6 +28,7 @@ precomputed index arrays (``sampling/index.py``), then only the batch's texts ar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -42,8 +43,14 @@ from hybrid_sweep.sampling.pairs import active_pairs, mono_languages, ordered_pa
 MODES = ("mono", "cross", "multi")
 
 
-@dataclass(frozen=True)
-class BatchItem:
+def _draw(rng: np.random.Generator, probs: np.ndarray) -> int:
+    """One index with probabilities ``probs`` (an inverse-CDF draw: one uniform number)."""
+    return min(int(np.searchsorted(np.cumsum(probs), rng.random(), side="right")), len(probs) - 1)
+
+
+class BatchItem(NamedTuple):
+    """One example: immutable, compared by value (a named tuple: cheap to build 1,024 times a step)."""
+
     group: str
     query_lang: str
     passage_lang: str
@@ -162,10 +169,10 @@ class HybridBatchSampler:
 
     def batch_at(self, step: int) -> Batch:
         rng = np.random.default_rng([self.seed, step])
-        requested = MODES[int(rng.choice(3, p=self.ratio))]
+        requested = MODES[_draw(rng, self.ratio)]
         mode = requested if self._serving[requested] is not None else "mono"
         ids, probs = self._serving[mode]
-        c = int(ids[int(rng.choice(len(ids), p=probs))])
+        c = int(ids[_draw(rng, probs)])
         corpus, idx = self.corpora[c], self._index[c]
         if mode == "cross":
             keys = sorted(idx.cross)
@@ -175,14 +182,15 @@ class HybridBatchSampler:
             key_of = (np.full(self.batch_size, rng.integers(len(keys))) if mode == "mono"
                       else rng.integers(len(keys), size=self.batch_size))
         groups, key_of = self._draw_groups(rng, idx, keys, key_of)
-        q_langs = [keys[k][0] for k in key_of]
-        p_langs = [keys[k][1] for k in key_of]
-        q_rows, p_rows = self._pick_rows(rng, idx, groups, key_of, keys)
-        negatives = self._negatives(rng, corpus, idx, groups, p_rows, key_of, keys, self.n_negatives[c])
+        langs = self.languages
+        key_langs = np.array([[langs.index(x), langs.index(y)] for x, y in keys], dtype=np.int64)
+        q_langs, p_langs = key_langs[key_of, 0], key_langs[key_of, 1]
+        q_rows, p_rows = self._pick_rows(rng, idx, groups, q_langs, p_langs, langs)
+        negatives = self._negatives(rng, corpus, idx, groups, p_rows, p_langs, self.n_negatives[c])
         names = corpus.group_names.take(pa.array(groups)).to_pylist()
         queries, positives = corpus.texts_at("query", q_rows), corpus.texts_at("positive", p_rows)
-        items = [BatchItem(names[i], q_langs[i], p_langs[i], queries[i], positives[i], negatives[i])
-                 for i in range(self.batch_size)]
+        items = [tuple.__new__(BatchItem, t) for t in zip(names, [langs[i] for i in q_langs],
+                                                           [langs[i] for i in p_langs], queries, positives, negatives)]
         return Batch(step, mode, requested, corpus.name, items)
 
     def _draw_groups(self, rng, idx: CorpusIndex, keys, key_of: np.ndarray):
@@ -221,22 +229,21 @@ class HybridBatchSampler:
         return groups, key_of
 
     @staticmethod
-    def _pick_rows(rng, idx: CorpusIndex, groups, key_of, keys):
-        q_rows, p_rows = np.empty(len(groups), dtype=np.int64), np.empty(len(groups), dtype=np.int64)
-        for k in np.unique(key_of):
-            at = np.flatnonzero(key_of == k)
-            q_lang, p_lang = keys[k]
-            q_rows[at] = idx.q[q_lang].pick(rng, groups[at])
-            if q_lang == p_lang:  # the query's own positive where its row has one
-                own = idx.store.has_positive[q_rows[at]]
-                p_rows[at] = q_rows[at]
-                if not own.all():
-                    p_rows[at[~own]] = idx.p[p_lang].pick(rng, groups[at[~own]])
-            else:
-                p_rows[at] = idx.p[p_lang].pick(rng, groups[at])
+    def _pick_rows(rng, idx: CorpusIndex, groups, q_langs: np.ndarray, p_langs: np.ndarray, langs: list[str]):
+        """Per example a query row of its group in the query language and a positive row in the passage
+        language (the query's own row where the languages agree and it has a positive)."""
+        q_rows, p_rows = np.empty(len(groups), dtype=np.int64), np.full(len(groups), -1, dtype=np.int64)
+        for li in np.unique(q_langs):
+            at = np.flatnonzero(q_langs == li)
+            q_rows[at] = idx.q[langs[li]].pick(rng, groups[at])
+        own = (q_langs == p_langs) & idx.store.has_positive[q_rows]
+        p_rows[own] = q_rows[own]
+        for li in np.unique(p_langs[~own]):
+            at = np.flatnonzero(~own & (p_langs == li))
+            p_rows[at] = idx.p[langs[li]].pick(rng, groups[at])
         return q_rows, p_rows
 
-    def _negatives(self, rng, corpus, idx, groups, p_rows, key_of, keys, n: int) -> list[tuple[str, ...]]:
+    def _negatives(self, rng, corpus, idx, groups, p_rows, p_langs, n: int) -> list[tuple[str, ...]]:
         """Exactly ``n`` hard negatives in the passage language per example: the row's own (drawn without
         replacement), topped up with positives of groups outside the batch (true negatives)."""
         if n == 0:
@@ -248,17 +255,20 @@ class HybridBatchSampler:
             keys_r = rng.random((len(groups), width))
             keys_r[np.arange(width)[None, :] >= counts[:, None]] = np.inf
             chosen = np.sort(np.argsort(keys_r, axis=1)[:, :n], axis=1)
-        lists = corpus.table.column("negatives").take(pa.array(p_rows)).combine_chunks()
+        lists = corpus.take("negatives", p_rows)
         offsets = np.asarray(lists.offsets.to_numpy()) - int(lists.offsets[0].as_py())
         own_n = np.minimum(counts, n)
-        flat_idx = np.concatenate([offsets[i] + chosen[i, : own_n[i]] for i in range(len(groups))]) if width else []
-        values = pc.list_flatten(lists).take(pa.array(np.asarray(flat_idx, dtype=np.int64))).to_pylist()
+        take = np.arange(chosen.shape[1])[None, :] < own_n[:, None]
+        flat_idx = (offsets[:-1, None] + chosen)[take]  # row-major: each example's negatives in order
+        values = pc.list_flatten(lists).take(pa.array(flat_idx.astype(np.int64))).to_pylist()
+        if (own_n == n).all():  # every row had enough of its own: no top-up
+            return list(zip(*[iter(values)] * n))
         out, pos, batch_groups = [], 0, set(groups.tolist())
         for i in range(len(groups)):
             own = tuple(values[pos: pos + own_n[i]])
             pos += own_n[i]
             if own_n[i] < n:
-                own += self._top_up(rng, corpus, idx, keys[key_of[i]][1], n - own_n[i], batch_groups)
+                own += self._top_up(rng, corpus, idx, self.languages[p_langs[i]], n - own_n[i], batch_groups)
             out.append(own)
         return out
 

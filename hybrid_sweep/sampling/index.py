@@ -20,23 +20,22 @@ class GroupRows:
     """Rows of one language (with a query, or with a positive) grouped by group code."""
 
     groups: np.ndarray   # sorted distinct group codes
-    starts: np.ndarray   # first position of each group in ``rows``
-    counts: np.ndarray   # rows per group
+    starts: np.ndarray   # per group code: first position of its rows in ``rows`` (-1: none here)
+    counts: np.ndarray   # per group code: its number of rows here
     rows: np.ndarray     # row ids sorted by group
 
     @classmethod
-    def build(cls, group: np.ndarray, rows: np.ndarray) -> GroupRows:
+    def build(cls, group: np.ndarray, rows: np.ndarray, n_groups: int) -> GroupRows:
         order = np.argsort(group[rows], kind="stable")
         rows = rows[order].astype(np.int64)
-        g = group[rows]
-        groups, starts = np.unique(g, return_index=True)
-        counts = np.diff(np.append(starts, len(rows)))
-        return cls(groups.astype(np.int64), starts.astype(np.int64), counts.astype(np.int64), rows)
+        groups, first, counts = np.unique(group[rows], return_index=True, return_counts=True)
+        starts, per_group = np.full(n_groups, -1, dtype=np.int64), np.zeros(n_groups, dtype=np.int32)
+        starts[groups], per_group[groups] = first, counts  # direct lookup by group code: no search per draw
+        return cls(groups.astype(np.int64), starts, per_group, rows)
 
     def pick(self, rng: np.random.Generator, groups: np.ndarray) -> np.ndarray:
         """One row of each group (uniform among the group's rows in this language)."""
-        i = np.searchsorted(self.groups, groups)
-        return self.rows[self.starts[i] + (rng.random(len(groups)) * self.counts[i]).astype(np.int64)]
+        return self.rows[self.starts[groups] + (rng.random(len(groups)) * self.counts[groups]).astype(np.int64)]
 
 
 class CorpusIndex:
@@ -45,16 +44,15 @@ class CorpusIndex:
     def __init__(self, store: CorpusStore, languages: list[str], mono_langs: list[str], pairs: list[tuple[str, str]]):
         self.store = store
         act = store.active_mask()
-        self.q, self.p = {}, {}
+        self.q, self.p, self.n_groups = {}, {}, len(store.group_names)
         for lang in languages:
             in_lang = act & store.lang_mask([lang])
             q = np.flatnonzero(in_lang & store.has_query)
             p = np.flatnonzero(in_lang & store.has_positive)
             if len(q):
-                self.q[lang] = GroupRows.build(store.group, q)
+                self.q[lang] = GroupRows.build(store.group, q, self.n_groups)
             if len(p):
-                self.p[lang] = GroupRows.build(store.group, p)
-        self.n_groups = len(store.group_names)
+                self.p[lang] = GroupRows.build(store.group, p, self.n_groups)
         mono = {} if store.cross_only else {(x, x): self._eligible(x, x) for x in mono_langs}
         cross = {pair: self._eligible(*pair) for pair in pairs} if store.parallel else {}
         self.mono = {k: v for k, v in mono.items() if len(v)}
