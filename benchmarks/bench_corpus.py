@@ -64,6 +64,20 @@ def memory() -> dict:
             "shared_mb": fields["Shared_Clean"] + fields["Shared_Dirty"]}
 
 
+def mapped_memory(folder: Path) -> dict:
+    """RSS, PSS and shared MB of this process's mappings of files under ``folder`` (the store's files)."""
+    totals = {"Rss": 0, "Pss": 0, "Shared_Clean": 0, "Shared_Dirty": 0}
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if len(head) >= 5 and "-" in head[0] and not line.endswith(" kB"):  # a mapping's header line
+            inside = len(head) >= 6 and head[5].startswith(str(folder))
+        elif inside and head[0].rstrip(":") in totals:
+            totals[head[0].rstrip(":")] += int(head[1])
+    return {"store_rss_mb": totals["Rss"] / 1024, "store_pss_mb": totals["Pss"] / 1024,
+            "store_shared_mb": (totals["Shared_Clean"] + totals["Shared_Dirty"]) / 1024}
+
+
 def _open(path: Path, cache: Path):
     from hybrid_sweep.data.training import file_store
 
@@ -115,7 +129,7 @@ def _touch_and_measure(path, cache, barrier, queue):
     for chunk in store.table.column("positive").chunks:
         np.frombuffer(chunk.buffers()[2], dtype=np.uint8).sum()
     barrier.wait()  # both processes hold the pages now
-    queue.put({"pid": os.getpid(), **memory(), "checksum": total})
+    queue.put({"pid": os.getpid(), **memory(), **mapped_memory(Path(cache).resolve()), "checksum": total})
     barrier.wait()
 
 
@@ -209,7 +223,8 @@ def print_table(report: dict) -> None:
               f"({r['private_after_open_mb']:,.0f} MB) | {r['step_ms_median']:.2f} / {r['step_ms_p90']:.2f} ms "
               f"| {r['step_cpu_ms_median']:.2f} ms | {r['load_average']:.1f} |")
     for r in report["results"]:
-        both = ", ".join(f"RSS {p['rss_mb']:,.0f} MB / PSS {p['pss_mb']:,.0f} MB / shared {p['shared_mb']:,.0f} MB"
+        both = ", ".join(f"process RSS {p['rss_mb']:,.0f} MB (PSS {p['pss_mb']:,.0f} MB); store mapping RSS "
+                         f"{p['store_rss_mb']:,.0f} MB, PSS {p['store_pss_mb']:,.0f} MB, shared {p['store_shared_mb']:,.0f} MB"
                          for p in r["two_processes"])
         print(f"two processes, {r['rows']:,} rows: {both}")
     print("growth exponents (log-log slope vs rows):",
