@@ -234,3 +234,24 @@ def test_mono_languages_all_or_only_those_of_the_pairs():
     assert {it.query_lang for i in range(200) for it in everyone.batch_at(i).items} == set(LANGS)
     with pytest.raises(ConfigError, match="^sampler.mono_languages: unknown value 'some'"):
         sampler(mono_langs="some")
+
+
+def test_pair_design_keys_from_the_config():
+    """sampler.pair_kind / pair_draw / mono_languages reach the sampler; the resolved pairs are what
+    results carry (``sampler.pairs``); validation always uses every pair."""
+    from hybrid_sweep.data.train_loading import load_training_data
+    from hybrid_sweep.sampling.configured import sampler_from_config
+    from tests.conftest import compose
+
+    base = compose(config_name="train").sampler
+    assert (base.pair_kind, base.pair_draw, base.mono_languages) == ("ordered", "fixed", "all")  # documented defaults
+    cfg = compose("+langs=syn3", "sampler.n_pairs=1", "sampler.pair_kind=unordered", "sampler.pair_draw=per_seed",
+                  "sampler.mono_languages=pairs", config_name="train")
+    corpora, _, langs = load_training_data(cfg)
+    s = sampler_from_config(cfg, corpora, langs, seed=3)
+    (x, y), back = s.pairs
+    assert back == (y, x) and s.mono_languages == sorted({x, y})
+    assert s.pairs == active_pairs(langs, 1, 0, "unordered", "per_seed", 3)
+    assert len(sampler_from_config(cfg, corpora, langs, seed=3, validation=True).pairs) == 6
+    with pytest.raises(ConfigError, match="^sampler.pair_draw: unknown value 'sometimes'"):
+        sampler_from_config(compose("sampler.pair_draw=sometimes", config_name="train"), corpora, langs, 0)
