@@ -176,6 +176,7 @@ def main(argv=None) -> dict:
     sizes = [2_000, 20_000] if args.smoke else [int(x) for x in args.rows.split(",")]
     batch, steps = (64, 5) if args.smoke else (args.batch, args.steps)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_corpus_"))
+    work.mkdir(parents=True, exist_ok=True)
     results = []
     try:
         for n in sizes:
