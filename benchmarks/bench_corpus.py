@@ -194,6 +194,8 @@ def main(argv=None) -> dict:
                             "rss_after_open_mb": opened["after_open"]["rss_mb"],
                             "private_after_open_mb": opened["after_open"]["private_mb"],
                             "rss_after_steps_mb": opened["after_steps"]["rss_mb"],
+                            "pss_after_steps_mb": opened["after_steps"]["pss_mb"],
+                            "private_after_steps_mb": opened["after_steps"]["private_mb"],
                             "step_ms_median": opened["step_ms_median"], "step_ms_p90": opened["step_ms_p90"],
                             "step_cpu_ms_median": opened["step_cpu_ms_median"], "load_average": os.getloadavg()[0],
                             "two_processes": shared})
@@ -204,7 +206,8 @@ def main(argv=None) -> dict:
         shutil.rmtree(work, ignore_errors=True)
     xs = [r["rows"] for r in results]
     exponents = {k: slope(xs, [max(r[k], 1e-9) for r in results])
-                 for k in ("convert_s", "reopen_s", "index_s", "private_after_open_mb", "step_ms_median", "step_cpu_ms_median")}
+                 for k in ("convert_s", "reopen_s", "index_s", "private_after_open_mb", "private_after_steps_mb",
+                       "step_ms_median", "step_cpu_ms_median")}
     from benchmarks.common import machine  # imports torch: not in the measured child processes
 
     report = {"machine": machine(), "batch": batch, "results": results, "growth_exponents": exponents}
@@ -216,12 +219,13 @@ def main(argv=None) -> dict:
 def print_table(report: dict) -> None:
     print(f"\nbatch {report['batch']}; {report['machine']}")
     print("| rows | JSONL | first conversion | reopen | sampler index | RSS after open (private) "
-          "| step wall (median / p90) | step CPU | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| RSS after steps (private) | step wall (median / p90) | step CPU | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in report["results"]:
         print(f"| {r['rows']:,} | {r['file_mb']:,.0f} MB | {r['convert_s']:.1f} s (peak {r['convert_peak_rss_mb']:,.0f} MB) "
               f"| {r['reopen_s']:.2f} s | {r['index_s']:.2f} s | {r['rss_after_open_mb']:,.0f} MB "
-              f"({r['private_after_open_mb']:,.0f} MB) | {r['step_ms_median']:.2f} / {r['step_ms_p90']:.2f} ms "
+              f"({r['private_after_open_mb']:,.0f} MB) | {r['rss_after_steps_mb']:,.0f} MB ({r['private_after_steps_mb']:,.0f} MB) "
+              f"| {r['step_ms_median']:.2f} / {r['step_ms_p90']:.2f} ms "
               f"| {r['step_cpu_ms_median']:.2f} ms | {r['load_average']:.1f} |")
     for r in report["results"]:
         both = ", ".join(f"process RSS {p['rss_mb']:,.0f} MB (PSS {p['pss_mb']:,.0f} MB); store mapping RSS "
