@@ -210,9 +210,12 @@ def file_batches(path: Path, batch_rows: int = 65_536):
     missing = [c for c in ("group", "lang", "query", "positive") if c not in keys]
     if missing:
         raise DataError(path, f"missing column '{missing[0]}' (have: {', '.join(keys)})")
-    reader = pj.open_json(path, read_options=pj.ReadOptions(block_size=16 << 20),
-                          parse_options=pj.ParseOptions(explicit_schema=JSONL_TYPES, unexpected_field_behavior="infer"))
-    yield from reader
+    options = {"read_options": pj.ReadOptions(block_size=16 << 20),
+               "parse_options": pj.ParseOptions(explicit_schema=JSONL_TYPES, unexpected_field_behavior="infer")}
+    if hasattr(pj, "open_json"):  # streaming reader (pyarrow >= 19)
+        yield from pj.open_json(path, **options)
+    else:
+        yield from pj.read_json(path, **options).to_batches()
 
 
 def file_store(path, name: str, cache_root: Path, parallel: bool = True) -> CorpusStore:
