@@ -14,5 +14,5 @@ def test_bench_corpus_smoke(capsys):
     for p in report["results"][-1]["two_processes"]:  # one store mapped twice: its pages shared, each pays half
         assert p["store_rss_mb"] > 0 and p["store_shared_mb"] > 0.9 * p["store_rss_mb"]
         assert p["store_pss_mb"] < 0.6 * p["store_rss_mb"]
-    assert set(report["growth_exponents"]) >= {"reopen_s", "step_ms_median", "private_after_open_mb"}
+    assert set(report["growth_exponents"]) >= {"reopen_s", "step_ms_median", "anon_after_open_mb"}
     assert "growth exponents" in capsys.readouterr().out
