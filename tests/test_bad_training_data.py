@@ -85,7 +85,8 @@ def test_hub_source_with_a_missing_column(tmp_path):
     cfg = compose("data=swim_ir", "data.sources.0.fields.query=question", f"data.cache_dir={tmp_path / 'cache'}",
                   config_name="train")
     with open_dict(cfg):
-        cfg.data.sources[0].languages = {"de": {"path": str(repos["swim-ir-cross-lingual"]), "name": "de"}}
+        cfg.data.sources[0].languages = {"de": {"path": str(repos["swim-ir-cross-lingual"]), "name": "de",
+                                                "cache_dir": str(tmp_path / "hf_cache")}}
     with pytest.raises(DataError, match=r"\[de\]: missing column 'question' \(data.sources.fields.query; have: _id, lang"):
         load_training_data(cfg)
 

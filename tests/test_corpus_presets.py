@@ -57,16 +57,18 @@ def test_own_file_preset_trains(tmp_path, fmt):
 
 
 def _local_swim(cfg, repos):
+    """The hub ids replaced by the local copies. `datasets` caches a local folder's configs by their
+    relative file patterns, not by the files, so each test gives it its own cache folder."""
     for src, repo in zip(cfg.data.sources, ("swim-ir-cross-lingual", "swim-ir-monolingual")):
         for spec in src.languages.values():
-            spec.path = str(repos[repo])
+            spec.path, spec.cache_dir = str(repos[repo]), str(repos[repo].parent / "hf_cache")
 
 
 def test_swim_ir_preset_hybrid_batches_and_in_batch_negatives(tmp_path):
-    repos = write_swim_ir(tmp_path / "hub")
+    repos = write_swim_ir(tmp_path / "hub", n=60)
     cfg, summary, log = _train(tmp_path, "data=swim_ir", "train.log_batches=true", "train.max_steps=6",
-                               edit=lambda c: _local_swim(c, repos))
-    assert summary["steps"] == 6
+                               "train.eval_every=3", "data.dev.holdout=0.4", edit=lambda c: _local_swim(c, repos))
+    assert summary["steps"] == 6 and [r["step"] for r in log if "val_loss" in r] == [2, 5]
     corpora, _, langs = load_training_data(cfg)
     assert langs == ["de", "en", "es", "hi"] and [c.name for c in corpora] == ["swim_ir_cross", "swim_ir_mono"]
     cross = corpora[0]

@@ -124,9 +124,12 @@ def load_training_data(cfg) -> tuple[list[CorpusStore], CorpusStore | None, list
     dev_cfg = cfg.data.get("dev") or {}
     dev = None
     if dev_cfg.get("holdout"):
-        corpora[0], dev = split_holdout(corpora[0], float(dev_cfg.holdout), int(dev_cfg.get("seed", 0)))
-        if corpora[0].n_rows == 0:
-            raise DataError(source_name(sources[0]), f"no rows left for training after data.dev.holdout={dev_cfg.holdout}")
+        i = dev_cfg.get("source", 0)
+        if not isinstance(i, int) or not 0 <= i < len(sources):
+            raise ConfigError("data.dev.source", f"index of the source to hold out from, 0..{len(sources) - 1}; got {i!r}")
+        corpora[i], dev = split_holdout(corpora[i], float(dev_cfg.holdout), int(dev_cfg.get("seed", 0)))
+        if corpora[i].n_rows == 0:
+            raise DataError(source_name(sources[i]), f"no rows left for training after data.dev.holdout={dev_cfg.holdout}")
     elif dev_cfg.get("kind"):
         dev = load_source(dev_cfg, cfg)
     kept = []
