@@ -134,3 +134,17 @@ def test_flores_with_mlqa_r_gives_hybrid_batches(tmp_path, data_root):
     summary = trainer.train(compose(*FAST, "data=mlqa_r_flores", f"paths.data_root={data_root}", config_name="train"),
                             tmp_path / "run")
     assert summary["steps"] == 2
+
+
+@pytest.mark.real_data
+def test_flores_alone_trains_cross_batches_and_validates(tmp_path, data_root):
+    """A translation-pair set has no mono batches: training with sampler=hybrid is refused (one line),
+    sampler=cross trains, and validation uses the modes the held-out pairs serve."""
+    with pytest.raises(ConfigError, match="^sampler.ratio: mono batches need same-language data"):
+        _train(tmp_path / "a", "data=flores", f"paths.data_root={data_root}", "data.languages=[de,en]")
+    cfg, summary, log = _train(tmp_path / "b", "data=flores", f"paths.data_root={data_root}", "data.languages=[de,en]",
+                               "sampler=cross", "train.eval_every=2")
+    assert summary["steps"] == 2 and "val_loss" in log[-1]
+    corpora, dev, langs = load_training_data(cfg)
+    val = sampler_from_config(compose("data=flores", config_name="train"), [dev], langs, 0, validation=True)
+    assert {val.batch_at(i).mode for i in range(20)} == {"cross"}

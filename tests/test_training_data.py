@@ -138,3 +138,31 @@ def corpora_all(cfg):
     from hybrid_sweep.data.train_loading import load_source
 
     return [g for src in cfg.data.sources for g in load_source(src, cfg).groups]
+
+
+def test_store_is_converted_once_by_concurrent_openers(tmp_path, monkeypatch):
+    """Two openers at once (threads here; ranks in training): one converts under the lock, the other
+    waits and maps the finished store; a changed file gets a new store."""
+    import threading
+
+    from hybrid_sweep.data import corpus_store
+
+    rows = [{"group": f"g{i}", "lang": lang, "query": f"q{i}", "positive": f"p{i}"} for i in range(50) for lang in ("de", "en")]
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    calls, real = [], corpus_store._write_store
+    monkeypatch.setattr(corpus_store, "_write_store", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    out = [None, None]
+
+    def open_it(i):
+        out[i] = file_store(path, "mine", tmp_path / "cache")
+    threads = [threading.Thread(target=open_it, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and out[0].n_rows == out[1].n_rows == 100
+    assert out[0].texts_at("query", [0, 99]) == out[1].texts_at("query", [0, 99]) == ["q0", "q49"]
+    path.write_text("\n".join(json.dumps(r) for r in rows[:10]))
+    assert file_store(path, "mine", tmp_path / "cache").n_rows == 10 and len(calls) == 2
+    assert len(list((tmp_path / "cache").glob("*/DONE"))) == 2
