@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from hybrid_sweep.data.hub_sources import load_hub_corpus
 from hybrid_sweep.data.lareqa import load_lareqa
 from hybrid_sweep.data.train_loading import load_training_data, split_holdout
-from hybrid_sweep.data.training import corpus_from_benchmark, corpus_from_rows, read_rows
+from hybrid_sweep.data.training import corpus_from_benchmark, corpus_from_rows, file_store, read_rows
 from hybrid_sweep.errors import ConfigError, DataError
 from tests.conftest import compose
 
@@ -41,6 +41,11 @@ def test_jsonl_and_parquet_schema(tmp_path):
         assert c.languages == ["de", "en"]
         assert c.groups_for("en", "de") == [0] and c.groups_for("en", "en") == [0, 1]
         assert c.groups[0].items["en"].negatives == ("n1",)
+        store = file_store(tmp_path / name, "mine", tmp_path / "cache")  # the Arrow store: same structure
+        assert store.languages == ["de", "en"] and store.n_rows == 3 and store.n_examples == 3
+        assert store.groups_for("en", "de") == [0] and store.groups_for("en", "en") == [0, 1]
+        assert store.groups[0].items["en"].negatives == ("n1",) and store.groups[1].items["en"].negatives == ()
+        assert store.texts_at("positive", [2, 0]) == ["p2", "p1"]
 
 
 @pytest.mark.parametrize("row, message", [
@@ -59,36 +64,11 @@ def test_bad_jsonl_line(tmp_path):
         read_rows(tmp_path / "t.jsonl")
 
 
-def test_hub_loaders_on_fixture_files(tmp_path):
-    """SWIM-IR cross-lingual and mMARCO shaped fixtures, through datasets.load_dataset as from the hub."""
-    swim = [{"_id": f"s{i}", "lang": "de", "code": "de", "query": f"dq{i}", "title": "t", "text": f"en passage {i}"}
-            for i in range(5)]
-    (tmp_path / "swim_de.jsonl").write_text("\n".join(json.dumps(r) for r in swim))
-    cfg = OmegaConf.create({"name": "swim", "parallel": True, "passage_lang": "en",
-                            "fields": {"group": "_id", "query": "query", "positive": "text"},
-                            "languages": {"de": {"path": "json", "data_files": str(tmp_path / "swim_de.jsonl"),
-                                                 "split": "train"}}})
-    c = load_hub_corpus(cfg)
-    assert len(c.groups_for("de", "en")) == 5
-    assert c.groups_for("de", "de") == [] and c.groups_for("en", "en") == []  # only the pair the data has
-    for lang, name in (("en", "english"), ("de", "german")):
-        rows = [{"query_id": i, "query": f"{lang} q{i}", "positive": f"{lang} p{i}", "negative": f"{lang} n{i}"}
-                for i in range(4)]
-        pd.DataFrame(rows).to_parquet(tmp_path / f"mmarco_{name}.parquet")
-    cfg = OmegaConf.create({"name": "mmarco", "parallel": True,
-                            "fields": {"group": "query_id", "query": "query", "positive": "positive", "negatives": "negative"},
-                            "languages": {lang: {"path": "parquet", "data_files": str(tmp_path / f"mmarco_{name}.parquet")}
-                                          for lang, name in (("en", "english"), ("de", "german"))}})
-    c = load_hub_corpus(cfg)
-    assert len(c.groups) == 4 and len(c.groups_for("de", "en")) == 4
-    assert c.groups[0].items["de"].negatives == ("de n0",)
-
-
 def test_hub_loader_missing_dataset_is_one_error(tmp_path):
     cfg = OmegaConf.create({"name": "x", "fields": {"group": "id", "query": "q", "positive": "p"},
                             "languages": {"de": {"path": "json", "data_files": str(tmp_path / "nope.jsonl")}}})
     with pytest.raises(DataError, match=r"json \[de\]: cannot load"):
-        load_hub_corpus(cfg)
+        load_hub_corpus(cfg, tmp_path / "cache")
 
 
 def test_holdout_split_is_stable_and_disjoint(synthetic_cfg):
@@ -98,9 +78,12 @@ def test_holdout_split_is_stable_and_disjoint(synthetic_cfg):
     base = corpora[0]
     a_train, a_dev = split_holdout(base, 0.1, 0)
     b_train, b_dev = split_holdout(base, 0.1, 0)
-    assert [g.group for g in a_dev.groups] == [g.group for g in b_dev.groups]
-    assert not {g.group for g in a_dev.groups} & {g.group for g in a_train.groups}
-    assert 0.03 < len(a_dev.groups) / len(base.groups) < 0.2
+    assert a_dev.group_codes().tolist() == b_dev.group_codes().tolist()
+    assert not set(a_dev.group_codes()) & set(a_train.group_codes())
+    assert a_dev.n_rows + a_train.n_rows == base.n_rows
+    assert 0.03 < len(a_dev.group_codes()) / len(base.group_codes()) < 0.2
+    other = split_holdout(base, 0.1, 1)[1]  # another seed holds out other groups
+    assert set(other.group_codes()) != set(a_dev.group_codes())
 
 
 @pytest.mark.parametrize("override, key", [
@@ -123,7 +106,7 @@ def test_bad_holdout_fraction(data_root):
 def test_pivot_makes_swim_ir_style_data():
     corpora, _, langs = load_training_data(compose("data=synthetic_swim", "+langs=syn3", config_name="train"))
     c = corpora[0]
-    assert langs == ["qla", "qca", "qga"]
+    assert sorted(langs) == ["qca", "qga", "qla"]
     assert c.groups_for("qca", "qla") and c.groups_for("qga", "qla") and c.groups_for("qla", "qla")
     assert not c.groups_for("qca", "qca") and not c.groups_for("qla", "qca") and not c.groups_for("qca", "qga")
     with pytest.raises(ConfigError, match="^data.pivot: 'qka' is not a training language"):
@@ -155,3 +138,31 @@ def corpora_all(cfg):
     from hybrid_sweep.data.train_loading import load_source
 
     return [g for src in cfg.data.sources for g in load_source(src, cfg).groups]
+
+
+def test_store_is_converted_once_by_concurrent_openers(tmp_path, monkeypatch):
+    """Two openers at once (threads here; ranks in training): one converts under the lock, the other
+    waits and maps the finished store; a changed file gets a new store."""
+    import threading
+
+    from hybrid_sweep.data import corpus_store
+
+    rows = [{"group": f"g{i}", "lang": lang, "query": f"q{i}", "positive": f"p{i}"} for i in range(50) for lang in ("de", "en")]
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    calls, real = [], corpus_store._write_store
+    monkeypatch.setattr(corpus_store, "_write_store", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    out = [None, None]
+
+    def open_it(i):
+        out[i] = file_store(path, "mine", tmp_path / "cache")
+    threads = [threading.Thread(target=open_it, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and out[0].n_rows == out[1].n_rows == 100
+    assert out[0].texts_at("query", [0, 99]) == out[1].texts_at("query", [0, 99]) == ["q0", "q49"]
+    path.write_text("\n".join(json.dumps(r) for r in rows[:10]))
+    assert file_store(path, "mine", tmp_path / "cache").n_rows == 10 and len(calls) == 2
+    assert len(list((tmp_path / "cache").glob("*/DONE"))) == 2

@@ -1,25 +1,56 @@
-"""Build the training corpora and the validation corpus named by the ``data`` config."""
+"""Build the training corpora and the validation corpus named by the ``data`` config.
+
+Every source becomes a ``CorpusStore`` (``corpus_store``): small ones (synthetic, LAReQA, FLORES) in
+memory, files and hub sets converted once into ``data.cache_dir``. Training languages, budgets, the
+held-out split and the pivot are masks over the store's rows, so every corpus returned is a view.
+"""
 
 from __future__ import annotations
 
-import zlib
+import logging
+from pathlib import Path
 
+import numpy as np
+import platformdirs
+
+from hybrid_sweep.data.corpus_store import CorpusStore, mix64
 from hybrid_sweep.data.download import data_root, ensure_lareqa_file
-from hybrid_sweep.data.hub_sources import load_hub_corpus
+from hybrid_sweep.data.flores_pairs import load_flores_pairs
+from hybrid_sweep.data.hub_sources import load_hub_corpus, load_mmarco_corpus
 from hybrid_sweep.data.lareqa import LAREQA_BENCHMARKS, load_lareqa
 from hybrid_sweep.data.synthetic import synthetic_benchmark
-from hybrid_sweep.data.training import (TrainCorpus, check_languages, corpus_from_benchmark,
-                                        corpus_from_rows, read_rows, to_pivot)
-from hybrid_sweep.errors import ConfigError
+from hybrid_sweep.data.training import corpus_from_benchmark, corpus_to_store, file_store
+from hybrid_sweep.errors import ConfigError, DataError
 
-SOURCE_KINDS = ("synthetic", "lareqa", "file", "hub")
+log = logging.getLogger(__name__)
+SOURCE_KINDS = ("synthetic", "lareqa", "file", "hub", "mmarco", "flores")
 
 
-def load_source(src, cfg) -> TrainCorpus:
+def cache_root(cfg) -> Path:
+    """Where converted stores live: ``data.cache_dir``, else the user cache folder (never the package)."""
+    configured = cfg.data.get("cache_dir")
+    if configured:
+        return Path(str(configured)).expanduser()
+    return Path(platformdirs.user_cache_dir("hybrid_sweep")) / "corpora"
+
+
+def source_name(src) -> str:
+    return str(src.get("name") or src.get("path") or src.get("benchmark") or src.get("kind"))
+
+
+def load_source(src, cfg) -> CorpusStore:
+    store = _load_source(src, cfg)
+    n = src.get("n_negatives")
+    if n is not None and (not isinstance(n, int) or n < 0):
+        raise ConfigError("data.sources.n_negatives", f"source {source_name(src)!r}: must be an integer >= 0, got {n!r}")
+    return store if n is None else store.view(n_negatives=int(n))
+
+
+def _load_source(src, cfg) -> CorpusStore:
     kind = src.get("kind")
     ctx, negs = cfg.data.get("with_context", False), cfg.data.get("max_negatives", 3)
     if kind == "synthetic":
-        return corpus_from_benchmark(synthetic_benchmark(dict(cfg.synthetic), src.get("split", "train")), ctx, negs)
+        return corpus_to_store(corpus_from_benchmark(synthetic_benchmark(dict(cfg.synthetic), src.get("split", "train")), ctx, negs))
     if kind == "lareqa":
         name = src.get("benchmark")
         if name not in LAREQA_BENCHMARKS:
@@ -28,39 +59,64 @@ def load_source(src, cfg) -> TrainCorpus:
         root, supplied = data_root(cfg.paths.get("data_root"))
         for lang in langs:
             ensure_lareqa_file(root, folder, lang, supplied)
-        return corpus_from_benchmark(load_lareqa(name, root / "lareqa" / folder), ctx, negs)
+        return corpus_to_store(corpus_from_benchmark(load_lareqa(name, root / "lareqa" / folder), ctx, negs))
     if kind == "file":
-        if not src.get("path"):
+        if not src.get("path") or str(src.path) == "???":
             raise ConfigError("data.sources.path", "a file source needs a path (JSONL or parquet)")
-        return corpus_from_rows(read_rows(src.path), src.get("name", str(src.path)), str(src.path),
-                                parallel=src.get("parallel", True))
+        return file_store(src.path, src.get("name", str(src.path)), cache_root(cfg), parallel=src.get("parallel", True))
     if kind == "hub":
-        return load_hub_corpus(src)
+        return load_hub_corpus(src, cache_root(cfg))
+    if kind == "mmarco":
+        return load_mmarco_corpus(src, cache_root(cfg))
+    if kind == "flores":
+        return load_flores_pairs(src, cfg.paths.get("data_root"))
     raise ConfigError("data.sources.kind", f"unknown source kind {kind!r}; one of {', '.join(SOURCE_KINDS)}")
 
 
-def split_holdout(corpus: TrainCorpus, fraction: float, seed: int) -> tuple[TrainCorpus, TrainCorpus]:
-    """Deterministic split by group id (a hash, so adding data never moves existing groups)."""
+def split_holdout(corpus: CorpusStore, fraction: float, seed: int) -> tuple[CorpusStore, CorpusStore]:
+    """Deterministic split by group: a seeded hash of the group id, so adding data never moves a group."""
     if not 0 < fraction < 1:
         raise ConfigError("data.dev.holdout", f"must be in (0, 1), got {fraction}")
-    cut = int(fraction * 2**32)
-    held = [g for g in corpus.groups if zlib.crc32(f"{seed}:{g.group}".encode()) < cut]
-    keep = [g for g in corpus.groups if zlib.crc32(f"{seed}:{g.group}".encode()) >= cut]
-    return TrainCorpus(corpus.name, keep, corpus.parallel), TrainCorpus(f"{corpus.name}-dev", held, corpus.parallel)
+    held_group = mix64(corpus.group_hash, seed) < np.uint64(int(fraction * 2**64))
+    held = held_group[corpus.group]
+    act = corpus.active_mask()
+    return corpus.view(active=act & ~held), corpus.view(f"{corpus.name}-dev", active=act & held)
 
 
-def load_training_data(cfg) -> tuple[list[TrainCorpus], TrainCorpus | None, list[str]]:
+def apply_budgets(corpus: CorpusStore, budgets: dict) -> CorpusStore:
+    """Keep the first N groups (in source order) of each budgeted language."""
+    act = corpus.active_mask().copy()
+    for lang, n in budgets.items():
+        rows = act & corpus.lang_mask([lang])
+        keep = np.unique(corpus.group[rows])[: int(n)]
+        act &= ~rows | np.isin(corpus.group, keep)
+    return corpus.view(active=act)
+
+
+def to_pivot(corpus: CorpusStore, pivot: str) -> CorpusStore:
+    """SWIM-IR-style structure: queries in every language, passages only in ``pivot``; groups without a
+    pivot row are dropped, so the only pairs are X->pivot (and pivot mono)."""
+    act = corpus.active_mask()
+    at_pivot = corpus.lang_mask([pivot])
+    act = act & np.isin(corpus.group, np.unique(corpus.group[act & at_pivot]))
+    return corpus.view(f"{corpus.name}-pivot-{pivot}", active=act, has_positive=corpus.has_positive & at_pivot)
+
+
+def load_training_data(cfg) -> tuple[list[CorpusStore], CorpusStore | None, list[str]]:
     """(training corpora restricted to the training languages, validation corpus, training languages)."""
     sources = list(cfg.data.get("sources") or [])
     if not sources:
         raise ConfigError("data.sources", "no training sources configured")
     corpora = [load_source(s, cfg) for s in sources]
+    available = sorted({lang for c in corpora for lang in c.languages})
     languages = cfg.data.get("languages")
-    if languages is None:
-        languages = sorted({lang for c in corpora for lang in c.languages})
-    languages = list(languages)
-    union = TrainCorpus("all sources", [g for c in corpora for g in c.groups])
-    check_languages(union, languages)
+    languages = available if languages is None else list(languages)
+    if not languages:
+        raise ConfigError("data.languages", "empty training-language set")
+    missing = [lang for lang in languages if lang not in available]
+    if missing:
+        raise ConfigError("data.languages", f"{', '.join(source_name(s) for s in sources)} has no language "
+                                            f"{missing[0]!r}; available: {', '.join(available)}")
     budgets = dict(cfg.data.get("budgets") or {})
     for lang in budgets:
         if lang not in languages:
@@ -68,24 +124,34 @@ def load_training_data(cfg) -> tuple[list[TrainCorpus], TrainCorpus | None, list
     dev_cfg = cfg.data.get("dev") or {}
     dev = None
     if dev_cfg.get("holdout"):
-        corpora[0], dev = split_holdout(corpora[0], float(dev_cfg.holdout), int(dev_cfg.get("seed", 0)))
+        i = dev_cfg.get("source", 0)
+        if not isinstance(i, int) or not 0 <= i < len(sources):
+            raise ConfigError("data.dev.source", f"index of the source to hold out from, 0..{len(sources) - 1}; got {i!r}")
+        corpora[i], dev = split_holdout(corpora[i], float(dev_cfg.holdout), int(dev_cfg.get("seed", 0)))
+        if corpora[i].n_rows == 0:
+            raise DataError(source_name(sources[i]), f"no rows left for training after data.dev.holdout={dev_cfg.holdout}")
     elif dev_cfg.get("kind"):
         dev = load_source(dev_cfg, cfg)
-    corpora = [c.restrict(languages, budgets) for c in corpora]
-    pivot = cfg.data.get("pivot")
-    if pivot:
-        if pivot not in languages:
-            raise ConfigError("data.pivot", f"{pivot!r} is not a training language ({', '.join(languages)})")
-        corpora = [to_pivot(c, pivot) for c in corpora]
-    corpora = [c for c in corpora if c.groups]
+    kept = []
+    for src, c in zip(sources, corpora):
+        c = c.view(active=c.active_mask() & c.lang_mask(languages))
+        c = apply_budgets(c, budgets) if budgets else c
+        if cfg.data.get("pivot"):
+            if cfg.data.pivot not in languages:
+                raise ConfigError("data.pivot", f"{cfg.data.pivot!r} is not a training language ({', '.join(languages)})")
+            c = to_pivot(c, cfg.data.pivot)
+        if c.n_rows:
+            kept.append(c)
+        else:
+            log.warning("source %s has no rows in the training languages %s; not used", source_name(src), languages)
     if dev is not None:
-        dev_langs = dev_cfg.get("languages") or languages
-        dev = dev.restrict([lang for lang in dev_langs if lang in dev.languages])
-        dev = dev if dev.groups else None
-    return corpora, dev, languages
+        dev_langs = [lang for lang in (dev_cfg.get("languages") or languages) if lang in dev.languages]
+        dev = dev.view(active=dev.active_mask() & dev.lang_mask(dev_langs))
+        dev = dev if dev.n_rows else None
+    return kept, dev, languages
 
 
-def vocabulary_texts(cfg, corpora: list[TrainCorpus]) -> list[str]:
+def vocabulary_texts(cfg, corpora: list[CorpusStore]) -> list[str]:
     """The texts a new tiny encoder builds its vocabulary from (``encoder.tiny.vocab_from``):
     ``all_languages`` (default) reads every language the sources hold, as a multilingual pretrained
     tokenizer covers languages that fine-tuning never sees; ``training_languages`` uses only ``corpora``

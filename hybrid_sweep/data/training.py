@@ -6,10 +6,13 @@ positive and negatives of language Y from the same group. An example may lack it
 (SWIM-IR cross-lingual: a query in X, its passage only in English); it then serves only the pairs it can.
 Non-parallel sources (English-only sets) are corpora with ``parallel=False``: only monolingual batches.
 
-User data (JSONL or parquet), one row per (group, language):
+User data (JSONL or parquet), one row per example:
     {"group": "g1", "lang": "de", "query": "...", "positive": "...", "negatives": ["...", "..."]}
 ``negatives`` is optional; ``query`` or ``positive`` may be null (see above). Rows sharing ``group`` are
-translations of one item.
+translations of one item (every row of a group is relevant to every query of the group); a group may
+have several rows in one language (mMARCO: many triples per query), of which a batch uses one.
+Training reads these files through an Arrow store (``corpus_store``, ``file_store``); ``TrainCorpus``
+is the small in-memory form (LAReQA, synthetic data, tests), turned into a store by ``corpus_to_store``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+
 from hybrid_sweep.data.benchmark import Benchmark
+from hybrid_sweep.data.corpus_store import CorpusStore, cached_store, file_fingerprint, store_from_batches
 from hybrid_sweep.data.lareqa import check_lang_code
 from hybrid_sweep.errors import ConfigError, DataError
 
@@ -160,3 +166,60 @@ def to_pivot(corpus: TrainCorpus, pivot: str) -> TrainCorpus:
         items = {lang: (ex if lang == pivot else Example(ex.query, None)) for lang, ex in g.items.items()}
         groups.append(TrainGroup(g.group, items))
     return TrainCorpus(f"{corpus.name}-pivot-{pivot}", groups, corpus.parallel)
+
+
+def corpus_to_store(corpus: TrainCorpus, cross_only: bool = False) -> CorpusStore:
+    """The in-memory Arrow store of a small ``TrainCorpus`` (one row per group and language)."""
+    rows = {"group": [], "lang": [], "query": [], "positive": [], "negatives": []}
+    for g in corpus.groups:
+        for lang, ex in g.items.items():
+            for key, value in (("group", g.group), ("lang", lang), ("query", ex.query), ("positive", ex.positive),
+                               ("negatives", list(ex.negatives))):
+                rows[key].append(value)
+    if not rows["group"]:
+        raise DataError(corpus.name, "no training rows")
+    table = pa.table({k: pa.array(v, type=pa.list_(pa.string()) if k == "negatives" else pa.string())
+                      for k, v in rows.items()})
+    return store_from_batches(corpus.name, table.to_batches(), corpus.name, parallel=corpus.parallel,
+                              cross_only=cross_only)
+
+
+JSONL_TYPES = pa.schema([("lang", pa.string()), ("query", pa.string()), ("positive", pa.string()),
+                         ("negatives", pa.list_(pa.string()))])
+
+
+def file_batches(path: Path, batch_rows: int = 65_536):
+    """Raw record batches of a JSONL or parquet file in the documented schema, streamed (never the whole
+    file in memory). ``group`` keeps its type (string or integer ids; checked by ``normalise_batch``)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        return
+    import pyarrow.json as pj
+
+    with open(path, encoding="utf-8") as f:
+        first = next((line for line in f if line.strip()), None)
+    if first is None:
+        raise DataError(path, "no training rows")
+    try:
+        keys = json.loads(first)
+    except json.JSONDecodeError as err:
+        raise DataError(path, f"line 1: malformed JSON ({err.msg})") from None
+    missing = [c for c in ("group", "lang", "query", "positive") if c not in keys]
+    if missing:
+        raise DataError(path, f"missing column '{missing[0]}' (have: {', '.join(keys)})")
+    options = {"read_options": pj.ReadOptions(block_size=16 << 20),
+               "parse_options": pj.ParseOptions(explicit_schema=JSONL_TYPES, unexpected_field_behavior="infer")}
+    if hasattr(pj, "open_json"):  # streaming reader (pyarrow >= 19)
+        yield from pj.open_json(path, **options)
+    else:
+        yield from pj.read_json(path, **options).to_batches()
+
+
+def file_store(path, name: str, cache_root: Path, parallel: bool = True) -> CorpusStore:
+    """The Arrow store of a user file, converted once into ``cache_root`` (keyed by path, size, mtime)."""
+    fp = file_fingerprint(path)
+    return cached_store(cache_root, {"kind": "file", **fp}, name, str(path), lambda: file_batches(Path(fp["path"])),
+                        parallel=parallel)
