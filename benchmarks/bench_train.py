@@ -28,7 +28,7 @@ from hybrid_sweep.data.train_loading import load_training_data
 from hybrid_sweep.encoders import build_encoder
 from hybrid_sweep.training.grad_cache import grad_cache_step, plain_step
 from hybrid_sweep.training.loss import info_nce
-from hybrid_sweep.training.trainer import make_sampler
+from hybrid_sweep.sampling.configured import sampler_from_config
 from tests.conftest import compose
 
 
@@ -38,7 +38,7 @@ def setup(batch_size: int, max_length: int = 64):
                   "synthetic.articles.train=120", "data.languages=[qla,qca]",  # 1,440 groups each: room for
                   config_name="train")                                          # a batch of 1,024
     corpora, _, langs = load_training_data(cfg)
-    return cfg, build_encoder(cfg.encoder), make_sampler(cfg, corpora, langs, 0)
+    return cfg, build_encoder(cfg.encoder), sampler_from_config(cfg, corpora, langs, 0)
 
 
 def triplets(batch):

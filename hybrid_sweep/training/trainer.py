@@ -31,7 +31,8 @@ from hybrid_sweep.encoders import build_encoder, from_folder
 from hybrid_sweep.errors import ConfigError, HybridSweepError
 from hybrid_sweep.faults import fault_point
 from hybrid_sweep.io import write_text
-from hybrid_sweep.sampling import HybridBatchSampler
+from hybrid_sweep.sampling.configured import sampler_from_config
+from hybrid_sweep.sampling.prefetch import Prefetcher
 from hybrid_sweep.training import distributed as dist
 from hybrid_sweep.training.checkpoint import latest_checkpoint, load_state, save_checkpoint
 from hybrid_sweep.training.grad_cache import batch_loss, contrastive_step
@@ -43,18 +44,6 @@ VAL_SEED_OFFSET = 1_000_003
 
 class TrainingError(HybridSweepError):
     pass
-
-
-def make_sampler(cfg, corpora, languages, seed, validation: bool = False) -> HybridBatchSampler:
-    """The training sampler; with ``validation``: every language pair of the held-out set (so validation
-    loss is comparable across ``n_pairs``), and monolingual batches only for a one-language set."""
-    s = cfg.sampler
-    ratio, n_pairs = dict(s.ratio), s.get("n_pairs")
-    if validation:
-        n_pairs = None
-        ratio = {"mono": 1.0} if len(languages) < 2 else ratio
-    return HybridBatchSampler(corpora, languages, cfg.train.batch_size, ratio, n_pairs,
-                              s.get("pair_seed", 0), seed, s.get("weights"), s.get("n_negatives", 1))
 
 
 def make_loss(t):
@@ -158,11 +147,11 @@ class Recipe:
 
     def setup_samplers(self) -> None:
         cfg, t = self.cfg, self.t
-        self.sampler = make_sampler(cfg, self.corpora, self.languages, t.seed)
+        self.sampler = sampler_from_config(cfg, self.corpora, self.languages, t.seed)
         self.val_batches = []
         if self.dev is not None and t.eval_every:
             dev_langs = [lang for lang in self.languages if lang in self.dev.languages] or self.dev.languages
-            vs = make_sampler(cfg, [self.dev], dev_langs, t.seed + VAL_SEED_OFFSET, validation=True)
+            vs = sampler_from_config(cfg, [self.dev], dev_langs, t.seed + VAL_SEED_OFFSET, validation=True)
             self.val_batches = [vs.batch_at(i) for i in range(t.val_batches)]
 
     def setup_model(self) -> None:
@@ -269,11 +258,23 @@ class Recipe:
 
     def train(self) -> dict:
         t, state = self.t, self.state
-        every, start, stopped_early, pending = int(t.get("log_every", 1)), time.perf_counter(), False, []
+        every, start, pending = int(t.get("log_every", 1)), time.perf_counter(), []
         bar = tqdm(total=t.max_steps, initial=state["step"], desc="train",
                    disable=self.rank != 0 or not self.cfg.encoder.get("progress", True))
+        # batches are drawn (and their texts fetched) one step ahead in a background thread; the result
+        # for step s is the sampler's batch_at(s) whatever the timing, so resume stays exact
+        batches = Prefetcher(self.sampler.batch_at, start=state["step"], stop=t.max_steps,
+                             depth=max(1, int(t.get("prefetch", 2))))
+        try:
+            return self._loop(batches, bar, start, every, pending)
+        finally:
+            batches.close()
+
+    def _loop(self, batches, bar, start, every, pending) -> dict:
+        t, state, stopped_early = self.t, self.state, False
         while state["step"] < t.max_steps and not stopped_early:
-            step_start, batch = time.perf_counter(), next(self.sampler)
+            step_start, batch = time.perf_counter(), next(batches)
+            self.sampler.step = state["step"] + 1  # what a checkpoint after this step records
             record = {"step": state["step"], "loss": None}
             pending.append({"record": record, "batch": batch, "lr": self.scheduler.get_last_lr()[0],
                             "loss": self.step(batch)})
