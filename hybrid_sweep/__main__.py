@@ -1,5 +1,7 @@
 import sys
 
+import hybrid_sweep.config  # noqa: F401  (registers the typed config schemas in Hydra's ConfigStore)
+
 from hybrid_sweep.app import main
 from hybrid_sweep.cli import check_output_root, check_overrides, hoist_multirun_flag
 

@@ -13,8 +13,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hybrid_sweep.analysis.stats import log_slope, mean_ci  # noqa: E402
+from hybrid_sweep.results_schema import log_axes  # noqa: E402
 
-LOG_AXES = ("n_pairs", "n_train_langs", "max_steps", "batch_size", "lr")
+LOG_AXES = tuple(log_axes())  # declared by the typed configs
 SETTING_STYLE = {"mono": ("#1b9e77", "o"), "cross": ("#d95f02", "s"), "multi": ("#7570b3", "^")}
 STYLE = {"figure.dpi": 120, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
          "axes.spines.right": False, "font.size": 10}

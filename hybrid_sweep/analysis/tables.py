@@ -9,10 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from hybrid_sweep.analysis.stats import mean_ci, paired_randomization, seed_query_bootstrap
-from hybrid_sweep.collect import AXIS_COLUMNS
+from hybrid_sweep.results_schema import axes, numeric_axes
 
-NUMERIC_AXES = ("n_pairs", "n_train_langs", "pretrain_low_resource", "ratio_mono", "ratio_cross", "ratio_multi", "max_steps", "lr",
-                "batch_size")
+AXIS_COLUMNS, NUMERIC_AXES = tuple(axes()), tuple(numeric_axes())  # declared by the typed configs
 IGNORED = ("seed", "run_id", "sweep", "trained")
 
 
