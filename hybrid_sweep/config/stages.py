@@ -30,7 +30,7 @@ class SyntheticConfig:
     """The embedded synthetic benchmark's generator (conf/synthetic/default.yaml holds the values)."""
 
     seed: int = setting(0)
-    languages: List[Any] = setting(factory=list, doc="{code, script, order, resource} per language")
+    languages: List[Any] = setting(doc="{code, script, order, resource} per language (set by the preset)")
     n_concepts: int = setting(300)
     n_named: int = setting(120)
     articles: Dict[str, int] = setting(factory=lambda: {"train": 60, "dev": 6, "test": 10})
