@@ -256,3 +256,15 @@ def test_schema_rejects_bad_values(tmp_path):
     METRICS.to_parquet(tmp_path / "old.parquet")
     with pytest.raises(DataError, match="results schema 1 \\(no metadata\\)"):
         results_schema.read_table(tmp_path / "old.parquet")
+
+
+def test_a_sweep_refuses_a_root_of_another_generation(tmp_path):
+    from hybrid_sweep.runs.store import STORE_FILE, check_store_version
+
+    check_store_version(tmp_path / "fresh")  # a new root is stamped with the current schema
+    assert json.loads((tmp_path / "fresh" / "runs" / STORE_FILE).read_text())["schema_version"] == "2"
+    check_store_version(tmp_path / "fresh")  # and accepted again
+    (tmp_path / "old" / "runs" / "0123456789ab").mkdir(parents=True)  # runs from before the stamp
+    with pytest.raises(ConfigError, match=r"^results_root: .*old holds runs of config schema 1 whose run ids differ"):
+        check_store_version(tmp_path / "old")
+    assert not (tmp_path / "old" / "runs" / STORE_FILE).exists()
