@@ -50,8 +50,8 @@ def overhead(smoke: bool) -> dict:
         return {"runs": len(runs), "total_s": total, "inside_s": inside, "rerun_s": again}
 
 
-def demo_rerun(root: Path, repeats: int = 3) -> dict:
-    sweep = ["-m", "+sweep=language_pairs", f"results_root={root}"]
+def demo_rerun(root: Path, extra: list[str], repeats: int = 3) -> dict:
+    sweep = ["-m", "+sweep=language_pairs", *extra, f"results_root={root}"]
     first = None
     if not (root / "analysis" / "report.md").exists():
         first = timed(sweep)
@@ -64,10 +64,11 @@ def demo_rerun(root: Path, repeats: int = 3) -> dict:
 def main(argv=None):
     ap = parser(__doc__)
     ap.add_argument("--demo", type=Path, help="results root for the 18-run demo sweep")
+    ap.add_argument("overrides", nargs="*", help="extra overrides for --demo (e.g. train.max_steps=20 on a busy machine)")
     args = ap.parse_args(argv)
     print(f"machine: {machine()}")
     if args.demo:
-        return demo_rerun(args.demo)
+        return demo_rerun(args.demo, args.overrides)
     return overhead(args.smoke)
 
 

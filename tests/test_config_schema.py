@@ -1,9 +1,7 @@
 """The typed stage configs: declared fields own defaults and validation, and the run id, the stage-cache
 key, collect's condition keys and the results' axis columns all follow from the field marks."""
 
-import dataclasses
 import json
-import os
 from dataclasses import make_dataclass
 from pathlib import Path
 
