@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from hybrid_sweep.config.marks import DerivedAxis, is_open, mark, section_type
 from hybrid_sweep.config.stages import AppConfig
@@ -31,27 +31,34 @@ def _typed(cfg, schema: type = AppConfig) -> DictConfig:
 
 
 def _plain(value: Any) -> Any:
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | type(OmegaConf.create([]))) else value
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | ListConfig) else value
+
+
+@lru_cache(maxsize=None)
+def _marked(cls: type, which: str) -> tuple:
+    """(name, nested section or None, items class or None, marked) per field, and the declared names."""
+    return tuple((f.name, section_type(f), mark(f, "items"), bool(mark(f, which))) for f in dataclasses.fields(cls))
 
 
 def _fields_of(cls: type, node, which: str) -> dict:
-    """The marked fields of one section (recursing into nested sections), plus undeclared keys of an
-    open section (they count: an unknown key may change results)."""
+    """The marked fields of one section (a plain dict; recursing into nested sections), plus undeclared
+    keys of an open section (they count: an unknown key may change results)."""
+    node = _plain(node)
     out = {}
-    declared = set()
-    for f in dataclasses.fields(cls):
-        declared.add(f.name)
-        if not mark(f, which):
+    specs = _marked(cls, which)
+    for name, sub, items, marked in specs:
+        if not marked:
             continue
-        value, sub, items = node[f.name], section_type(f), mark(f, "items")
+        value = node[name]
         if sub is not None and value is not None:
-            out[f.name] = _fields_of(sub, value, which)
+            out[name] = _fields_of(sub, value, which)
         elif items is not None:
-            out[f.name] = {k: _fields_of(items, v, which) for k, v in (value or {}).items()}
+            out[name] = {k: _fields_of(items, v, which) for k, v in (value or {}).items()}
         else:
-            out[f.name] = _plain(value)
+            out[name] = value
     if is_open(cls):
-        out.update({k: _plain(node[k]) for k in node if k not in declared})
+        declared = {name for name, *_ in specs}
+        out.update({k: v for k, v in node.items() if k not in declared})
     return out
 
 
@@ -62,11 +69,8 @@ def _active(cfg: DictConfig, f: dataclasses.Field) -> bool:
 def semantic_config(cfg, schema: type = AppConfig) -> dict:
     """What the run id hashes: every ``run_id`` field of every active section."""
     cfg = _typed(cfg, schema)
-    out = {}
-    for f in dataclasses.fields(schema):
-        if _active(cfg, f) and mark(f, "run_id"):
-            out.update({f.name: _fields_of(schema, cfg, "run_id")[f.name]})
-    return out
+    every = _fields_of(schema, cfg, "run_id")
+    return {f.name: every[f.name] for f in dataclasses.fields(schema) if f.name in every and _active(cfg, f)}
 
 
 def cache_identity(cfg, stage: str, schema: type = AppConfig) -> dict:

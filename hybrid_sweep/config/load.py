@@ -4,7 +4,9 @@ every stage's ``check`` run. Errors are one ``ConfigError`` naming the dotted ke
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+from functools import lru_cache
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -34,8 +36,13 @@ def _join(key: str, name: str) -> str:
     return f"{key}.{name}" if key else name
 
 
+@lru_cache(maxsize=None)
+def _template(cls: type) -> DictConfig:
+    return OmegaConf.structured(cls)
+
+
 def _typed(cls: type, value: Any, key: str) -> DictConfig:
-    node = OmegaConf.structured(cls)
+    node = copy.deepcopy(_template(cls))
     if is_open(cls):
         OmegaConf.set_struct(node, False)
     try:
@@ -49,10 +56,7 @@ def _typed(cls: type, value: Any, key: str) -> DictConfig:
 
 
 def _check(cls: type, node: DictConfig, key: str, active=lambda f: True) -> None:
-    """Required keys set, then each (active) nested section's ``check``, then the class's own."""
-    missing = sorted(OmegaConf.missing_keys(node))
-    if missing:
-        raise ConfigError(_join(key, missing[0]), "required and not set")
+    """Each (active) nested section's ``check``, then the class's own."""
     for f in dataclasses.fields(cls):
         sub = section_type(f) or mark(f, "items")
         if sub is None or node[f.name] is None or not active(f):
@@ -69,6 +73,12 @@ def active(node: DictConfig, f: dataclasses.Field) -> bool:
     return all(bool(OmegaConf.select(node, path, default=True)) for path in f.metadata.get("active_when", ()))
 
 
+def _declared_at(node: DictConfig, key: str) -> str:
+    parent = OmegaConf.select(node, key.rpartition(".")[0]) if "." in key else node
+    cls = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
+    return ", ".join(f.name for f in dataclasses.fields(cls)) if cls and dataclasses.is_dataclass(cls) else "?"
+
+
 def load(cfg, schema: type | str = AppConfig) -> DictConfig:
     """The typed, validated config (a DictConfig of the schema, interpolations resolved)."""
     from hybrid_sweep.cli import check_no_secrets
@@ -77,23 +87,24 @@ def load(cfg, schema: type | str = AppConfig) -> DictConfig:
     data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     data.pop("hydra", None)
     check_no_secrets(data)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(unknown[0], f"unknown key (declared: {', '.join(sorted(known))})")
-    out = OmegaConf.structured(cls)
+    out = copy.deepcopy(_template(cls))
+    item_fields = {f.name: mark(f, "items") for f in dataclasses.fields(cls) if mark(f, "items") is not None}
     for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue
-        sub, items = section_type(f), mark(f, "items")
-        if sub is not None:
-            out[f.name] = _typed(sub, data[f.name], f.name)
-        elif items is not None:
-            out[f.name] = {name: _typed(items, v, f"{f.name}.{name}") for name, v in (data[f.name] or {}).items()}
-        else:
-            try:
-                out[f.name] = data[f.name]
-            except OmegaConfBaseException as err:
-                raise ConfigError(f.name, str(getattr(err, "msg", err)).splitlines()[0]) from None
+        sub = section_type(f)
+        if sub is not None and is_open(sub):
+            OmegaConf.set_struct(out[f.name], False)
+    items = {name: data.pop(name) for name in item_fields if name in data}
+    try:
+        out.merge_with(data)  # one in-place merge: types checked, unknown keys refused, defaults kept
+    except ConfigKeyError as err:
+        key = err.full_key or ""
+        raise ConfigError(key, f"unknown key (declared: {_declared_at(out, key)})") from None
+    except OmegaConfBaseException as err:
+        raise ConfigError(getattr(err, "full_key", "") or "", str(getattr(err, "msg", err)).splitlines()[0]) from None
+    for name, entries in items.items():
+        out[name] = {k: _typed(item_fields[name], v, f"{name}.{k}") for k, v in (entries or {}).items()}
+    missing = sorted(OmegaConf.missing_keys(out))
+    if missing:
+        raise ConfigError(missing[0], "required and not set")
     _check(cls, out, "", lambda f: active(out, f))
     return out
