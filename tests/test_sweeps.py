@@ -33,7 +33,8 @@ def app(*args, root, timeout=600, wait=True, env=None):
     if not wait:
         return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env,
+                         start_new_session=True)  # a fault point kills its own process group, not pytest
     res.log = res.stdout + res.stderr  # Hydra's job logging goes to stdout, user errors to stderr
     return res
 
