@@ -211,7 +211,7 @@ def test_submitit_local_is_capped_to_the_cores(monkeypatch):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
 
-    from hybrid_sweep import launchers
+    from hydra_plugins.hybrid_sweep_launcher import capped_local as launchers
     from hybrid_sweep.cli import cap_local_launcher
 
     assert cap_local_launcher(["x", "-m", "hydra/launcher=submitit_local"])[-1] == "hydra/launcher=submitit_local_capped"

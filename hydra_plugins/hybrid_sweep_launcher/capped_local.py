@@ -1,13 +1,17 @@
 """``hydra/launcher=submitit_local`` capped to the machine's cores: the plugin's local executor starts
 every job of a sweep at once (18 processes on a 2-core machine for the demo); this launcher submits
-them in waves of at most ``max_parallel`` jobs (null: the cores this process may use)."""
+them in waves of at most ``max_parallel`` jobs (null: the cores this process may use). It lives in the
+``hydra_plugins`` namespace because Hydra instantiates launchers only from there."""
 
 from __future__ import annotations
 
 import os
 from typing import Sequence
 
-from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
+try:
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
+except ImportError:  # hydra-submitit-launcher not installed: nothing to cap
+    LocalLauncher = None
 
 
 def usable_cores() -> int:
@@ -17,7 +21,7 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-class CoreCappedLocalLauncher(LocalLauncher):
+class CoreCappedLocalLauncher(LocalLauncher or object):
     def __init__(self, max_parallel: int | None = None, **params) -> None:
         super().__init__(**params)
         self.max_parallel = max(1, int(max_parallel or usable_cores()))
