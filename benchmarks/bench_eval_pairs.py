@@ -9,21 +9,19 @@ widens the gap.
 
 from __future__ import annotations
 
-from omegaconf import OmegaConf
-
-from benchmarks.common import ROOT, machine, timer, xquad_r
+from benchmarks.common import benchmark, encoder_config, machine, parser, timer
 from hybrid_sweep.cli import quiet_libraries
 from hybrid_sweep.encoders import build_encoder
 from hybrid_sweep.evaluation.evaluator import evaluate_embeddings
 
 
-def main():
+def main(argv=None):
+    args = parser(__doc__).parse_args(argv)
     quiet_libraries()
-    bench = xquad_r()
+    bench = benchmark(args.smoke)
     questions, candidates = bench.all_questions(), bench.all_candidates()
     q_texts, c_texts = [q.text for q in questions], [c.text for c in candidates]
-    cfg = OmegaConf.load(ROOT / "conf" / "encoder" / "tiny.yaml")
-    cfg.progress, cfg.device = False, "cpu"
+    cfg = encoder_config("encoder=tiny", "encoder.progress=false", "encoder.device=cpu")  # with the base settings
     encoder = build_encoder(cfg, q_texts + c_texts)
     t: dict[str, float] = {}
     with timer(t, "encode_once"):
@@ -43,6 +41,7 @@ def main():
     print(f"ours: encode {len(q_texts) + len(c_texts)} texts once {t['encode_once']:.1f} s + score {t['score']:.1f} s = {ours:.1f} s")
     print(f"per-pair: encode {n_texts} texts {t['encode_per_pair']:.1f} s + score {t['score']:.1f} s = {per_pair:.1f} s")
     print(f"speed-up {per_pair / ours:.1f}x")
+    return {"ours_s": ours, "per_pair_s": per_pair, "texts_once": len(q_texts) + len(c_texts), "texts_per_pair": n_texts}
 
 
 if __name__ == "__main__":

@@ -23,14 +23,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from hybrid_sweep.cli import CONF_DIR, EXIT_USER_ERROR, check_no_secrets, user_errors
-from hybrid_sweep.data.loading import validate_eval_config
+from hybrid_sweep.cli import CONF_DIR, EXIT_USER_ERROR, user_errors
+from hybrid_sweep.config import CONFIG_SCHEMA_VERSION, load
 from hybrid_sweep.errors import ConfigError, HybridSweepError
 from hybrid_sweep.faults import fault_point
 from hybrid_sweep.io import TMP_GLOB, write_text
-from hybrid_sweep.runs.store import RunDir, config_hash, run_id
+from hybrid_sweep.runs.store import RunDir, check_store_version, config_hash, run_id
 from hybrid_sweep.runs.worker import ERROR_FILE, preload, run_forked
-from hybrid_sweep.sampling.hybrid import HybridBatchSampler
 
 log = logging.getLogger("hybrid_sweep")
 VERSIONED = ("hybrid_sweep", "torch", "transformers", "sentence-transformers", "hydra-core")
@@ -40,25 +39,10 @@ class RunFailed(HybridSweepError):
     pass
 
 
-def validate(cfg: DictConfig) -> None:
-    """Cheap checks before anything is written (the data-dependent ones run in the worker)."""
-    check_no_secrets(cfg)
-    if not cfg.get("evals"):
-        raise ConfigError("evals", "no benchmark to evaluate on")
-    for name, ev in cfg.evals.items():
-        try:
-            validate_eval_config(ev)
-        except ConfigError as err:
-            raise ConfigError(f"evals.{name}.{err.key.split('.', 1)[1]}", str(err).split(": ", 1)[1]) from None
-    if cfg.train.get("enabled", True):
-        HybridBatchSampler.check_ratio(dict(cfg.sampler.ratio))
-        if cfg.sampler.get("n_pairs") is not None and cfg.sampler.n_pairs < 1:
-            raise ConfigError("sampler.n_pairs", f"must be >= 1 or null, got {cfg.sampler.n_pairs}")
-        if cfg.train.batch_size < 2:
-            raise ConfigError("train.batch_size", "must be >= 2 (in-batch negatives)")
-        langs = cfg.data.get("languages")
-        if langs is not None and len(langs) == 0:
-            raise ConfigError("data.languages", "empty training-language set")
+def validate(cfg: DictConfig) -> DictConfig:
+    """The typed config: every declared check runs here, before anything is written (the
+    data-dependent ones run in the worker)."""
+    return load(cfg)
 
 
 def _overrides() -> list[str]:
@@ -80,17 +64,11 @@ def _run_info(cfg, rid: str, wall: float) -> dict:
                                 cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return {"run_id": rid, "sweep": cfg.get("sweep_name"), "overrides": " ".join(_overrides()),
+    return {"run_id": rid, "schema_version": CONFIG_SCHEMA_VERSION, "sweep": cfg.get("sweep_name"), "overrides": " ".join(_overrides()),
             "config_hash": config_hash(OmegaConf.to_container(cfg, resolve=True)), "git_commit": commit,
             "versions": json.dumps(versions), "device": cfg.resources.get("device_label") or platform.node(),
             "wall_s": wall}  # axis values are derived from config.yaml by collect, not stored twice
 
-
-def _job_number() -> int:
-    try:
-        return HydraConfig.get().job.num
-    except ValueError:  # not inside a Hydra job
-        return 0
 
 
 def _child_env(cfg) -> dict:
@@ -146,7 +124,7 @@ def _execute(cfg, rd: RunDir) -> None:
 
 def run_one(cfg: DictConfig) -> str:
     """Run (or skip) the run that ``cfg`` describes; returns its final status."""
-    validate(cfg)
+    cfg = validate(cfg)
     root, rid = Path(cfg.results_root), run_id(cfg)
     rd = RunDir(root, rid)
     axes = " ".join(_overrides()) or "(defaults)"
@@ -158,7 +136,9 @@ def run_one(cfg: DictConfig) -> str:
         log.info("%s done, skipped (%s)", rid, axes)
         return "done"
     try:
-        rd.path.mkdir(parents=True, exist_ok=True)
+        rd.path.parent.mkdir(parents=True, exist_ok=True)
+        check_store_version(root)
+        rd.path.mkdir(exist_ok=True)
     except OSError as err:
         raise ConfigError("results_root", f"cannot write to {root} ({err.strerror or type(err).__name__})") from None
     with rd.lock() as owned:

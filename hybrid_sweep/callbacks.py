@@ -1,11 +1,19 @@
 """Hydra callback: write results.parquet / runs.parquet when a run or a multirun ends, and the analysis
-(tables, figures, report.md) after a multirun."""
+(tables, figures, report.md) after a multirun. Both are skipped when their inputs did not change: collect
+compares the run files' fingerprint with the one in the tables' metadata, and the analysis is redone only
+when results.parquet carries a fingerprint other than the one the last report was made from."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
+
+from hybrid_sweep.errors import HybridSweepError
+
+ANALYSIS_INPUTS = "inputs.json"  # in <results_root>/analysis: the results fingerprint the report was made from
 
 
 class CollectResults(Callback):
@@ -28,13 +36,34 @@ class CollectResults(Callback):
             return
         from hybrid_sweep.collect import collect
 
-        _, results = collect(Path(config.results_root))
+        root = Path(config.results_root)
+        try:
+            _, results = collect(root)
+        except HybridSweepError as err:  # e.g. a results root holding two run-id generations
+            print(f"error: {err}", file=sys.stderr)
+            return
         if analyze and not results.empty:
-            from hybrid_sweep.analysis.report import analyze as write_report
+            analysis_if_changed(config, root)
 
-            report = write_report(Path(config.results_root))
-            print(f"report: {report}")
-            if config.get("logger", {}).get("name") == "wandb":
-                from hybrid_sweep.tracking import log_analysis
 
-                log_analysis(config, report.parent)
+def analysis_if_changed(config, root: Path) -> Path | None:
+    """Write the report unless it was already made from this results.parquet; returns its path."""
+    from hybrid_sweep.results_schema import table_metadata
+
+    inputs = (table_metadata(root / "results.parquet") or {}).get("inputs")
+    marker, report = root / "analysis" / ANALYSIS_INPUTS, root / "analysis" / "report.md"
+    if inputs and report.exists() and marker.exists() and json.loads(marker.read_text()).get("inputs") == inputs:
+        print(f"report: {report} (results unchanged)")
+        return report
+    from hybrid_sweep.analysis.report import analyze as write_report
+    from hybrid_sweep.io import write_text
+
+    report = write_report(root)
+    if inputs:
+        write_text(marker, json.dumps({"inputs": inputs}) + "\n")
+    print(f"report: {report}")
+    if config.get("logger", {}).get("name") == "wandb":
+        from hybrid_sweep.tracking import log_analysis
+
+        log_analysis(config, report.parent)
+    return report

@@ -52,6 +52,12 @@ def hoist_multirun_flag(argv: list[str]) -> list[str]:
     return argv[:1] + flags + [a for a in argv[1:] if a not in ("-m", "--multirun")]
 
 
+def cap_local_launcher(argv: list[str]) -> list[str]:
+    """``hydra/launcher=submitit_local`` becomes ``submitit_local_capped`` (conf/hydra/launcher/): the same
+    launcher, at most as many jobs at once as this machine has cores, instead of every job at once."""
+    return [("hydra/launcher=submitit_local_capped" if a == "hydra/launcher=submitit_local" else a) for a in argv]
+
+
 def check_overrides(argv: list[str]) -> None:
     """Before Hydra composes anything: unknown config-group options (a preset, a sweep, a language set)
     and a key given twice are one line on stderr and exit 2, instead of Hydra's multi-line reports."""

@@ -5,10 +5,16 @@
 - ``results.parquet``: every metric row of every finished run joined with that run's axis columns, so
   ``pd.read_parquet("results.parquet")`` is the whole study. Failed runs are listed in runs.parquet,
   never silently dropped (collect prints them).
+
+Both are written through ``hybrid_sweep.results_schema`` (columns, types, allowed values, metadata);
+the axis columns and which overrides define a condition are derived from the typed configs' marks.
+Collect skips its work when the run files it reads are unchanged since the tables were written (their
+fingerprint is in the tables' metadata), so rerunning a finished sweep recomputes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -16,49 +22,39 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from hybrid_sweep import results_schema
+from hybrid_sweep.config import CONFIG_SCHEMA_VERSION, axis_values, is_condition_override, load, semantic_config
+from hybrid_sweep.errors import DataError, HybridSweepError
 from hybrid_sweep.faults import fault_point
-from hybrid_sweep.io import TMP_GLOB, waiting_lock, write_csv, write_parquet
-from hybrid_sweep.runs.store import all_runs, semantic_config
+from hybrid_sweep.io import TMP_GLOB, waiting_lock, write_csv
+from hybrid_sweep.runs.store import RunDir, all_runs
 
-# Overrides that never define a condition (seeds are repetitions; the rest are bookkeeping).
-NOT_VARIANT = ("train.seed=", "results_root=", "encoder.progress=", "plan=", "+sweep=", "sweep_name=", "hydra",
-               "resources.", "logger=")
-AXIS_COLUMNS = ("encoder", "data", "sampler", "ratio_mono", "ratio_cross", "ratio_multi", "n_pairs",
-                "train_langs", "n_train_langs", "pretrain_low_resource", "seed", "max_steps", "batch_size", "lr",
-                "trained")
+# The files of a run that collect reads: a change in any of them (or in a run's status) is new input.
+INPUT_FILES = ("config.yaml", "run.json", "stages.json", "train_summary.json", "metrics.parquet", "DONE", "FAILED")
 
 
-def axis_values(cfg, train_summary: dict | None = None) -> dict:
-    """The columns every results row carries, from a run's resolved config (and, for the training
-    languages when the config leaves them to the data, its train_summary.json)."""
-    trained = bool(cfg.get("train", {}).get("enabled", True))
-    ratio = cfg.sampler.ratio if trained else {}
-    langs = cfg.data.get("languages") if trained else None
-    if trained and langs is None and train_summary:
-        langs = train_summary.get("languages")
-    return {
-        "encoder": cfg.encoder.name, "data": cfg.data.name if trained else None,
-        "sampler": cfg.sampler.name if trained else "zero-shot",
-        "ratio_mono": ratio.get("mono"), "ratio_cross": ratio.get("cross"), "ratio_multi": ratio.get("multi"),
-        "n_pairs": cfg.sampler.get("n_pairs") if trained else None,
-        "train_langs": ",".join(sorted(langs)) if langs else ("all" if trained else None),
-        "n_train_langs": len(langs) if langs else None,
-        "pretrain_low_resource": (cfg.pretrain.get("n_low_resource", 0)
-                                  if cfg.get("pretrain", {}).get("enabled", False) else None),
-        "seed": cfg.train.seed if trained else None,
-        "max_steps": cfg.train.max_steps if trained else 0,
-        "batch_size": cfg.train.batch_size if trained else None,
-        "lr": cfg.train.lr if trained else None, "trained": trained,
-    }
+def fingerprint(runs: list[RunDir]) -> str:
+    """Hash of every run's status and the size and mtime of the files collect reads."""
+    h = hashlib.sha256(f"{results_schema.SCHEMA_VERSION}/{CONFIG_SCHEMA_VERSION}".encode())
+    for rd in runs:
+        h.update(f"{rd.id}:{rd.status()}".encode())
+        for name in INPUT_FILES:
+            try:
+                st = (rd.path / name).stat()
+            except FileNotFoundError:
+                continue
+            h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
 
 
 def separate_hidden_differences(rows: list[dict], configs: dict[str, dict]) -> list[str]:
     """Runs that agree on every axis column, variant and seed but not on their config (a default edited
     between sweeps, a key a newer version added) are different conditions, not extra seeds: append the
     config keys that differ to their ``variant``. Returns those keys."""
+    axes = [a for a in results_schema.axes() if a != "seed"]
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((*(str(row.get(c)) for c in AXIS_COLUMNS if c != "seed"), row["variant"]), []).append(row)
+        groups.setdefault((*(str(row.get(c)) for c in axes), row["variant"]), []).append(row)
     hidden: set[str] = set()
     for members in groups.values():
         seeds = [str(m.get("seed")) for m in members]
@@ -77,29 +73,51 @@ def _json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def _check_one_generation(root: Path, configs: dict[str, dict]) -> None:
+    old = sorted(rid for rid, raw in configs.items() if raw.get("schema_version") != CONFIG_SCHEMA_VERSION)
+    if old:
+        raise DataError(root, f"{len(old)} of {len(configs)} runs (e.g. {old[0]}) were written by config schema "
+                              f"{configs[old[0]].get('schema_version') or '1'}, whose run ids differ from schema "
+                              f"{CONFIG_SCHEMA_VERSION}'s; collect them with the version that wrote them, "
+                              "or keep each generation in its own results_root")
+
+
+def _unchanged(root: Path, inputs: str) -> bool:
+    metas = [results_schema.table_metadata(root / f"{t}.parquet") for t in ("runs", "results")]
+    return all(m is not None and m.get("schema_version") == results_schema.SCHEMA_VERSION
+               and m.get("inputs") == inputs for m in metas)
+
+
 def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     root = Path(root)
+    runs_found = [rd for rd in all_runs(root) if (rd.path / "config.yaml").exists()]
+    inputs = fingerprint(runs_found)
+    if _unchanged(root, inputs):
+        runs, results = (pd.read_parquet(root / f"{t}.parquet") for t in ("runs", "results"))
+        if not quiet:
+            print(f"{root}: {len(runs)} runs, unchanged since the last collect; results.parquet has {len(results)} rows")
+        return runs, results
+    raw = {rd.id: OmegaConf.load(rd.path / "config.yaml") for rd in runs_found}
+    _check_one_generation(root, raw)
     rows, configs = [], {}
-    for rd in all_runs(root):
-        if not (rd.path / "config.yaml").exists():
-            continue
-        cfg = OmegaConf.load(rd.path / "config.yaml")
+    for rd in runs_found:
+        cfg = load(raw[rd.id])
         configs[rd.id] = pd.json_normalize(semantic_config(cfg), sep=".").iloc[0].to_dict()
         info = rd.info()
-        stages = _json(rd.path / "stages.json")
         status = rd.status()
         error = (rd.path / "FAILED").read_text().strip().splitlines()[-1] if status == "failed" else None
-        row = {"run_id": rd.id, "status": status, "error": error, **axis_values(cfg, _json(rd.path / "train_summary.json")),
+        row = {"run_id": rd.id, "status": status, "error": error,
+               **axis_values(cfg, _json(rd.path / "train_summary.json")),
                **{k: info.get(k) for k in ("sweep", "overrides", "config_hash", "git_commit", "versions", "device")},
-               **stages}
-        row["variant"] = " ".join(sorted(o for o in (info.get("overrides") or "").split() if not o.startswith(NOT_VARIANT)))
+               **_json(rd.path / "stages.json")}
+        row["variant"] = " ".join(sorted(o for o in (info.get("overrides") or "").split() if is_condition_override(o)))
         rows.append(row)
     hidden = separate_hidden_differences(rows, configs)
     frames = []
     for row in rows:
         if row["status"] == "done":
             m = pd.read_parquet(root / "runs" / row["run_id"] / "metrics.parquet")
-            for key in ("run_id", "sweep", "variant", *AXIS_COLUMNS):
+            for key in ("run_id", "sweep", "variant", *results_schema.axes()):
                 m.insert(len(m.columns), key, row.get(key))
             frames.append(m)
     runs = pd.DataFrame(rows)
@@ -107,10 +125,10 @@ def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame
     with waiting_lock(root / ".collect.lock"):  # one writer of the tables at a time
         for stale in root.glob(TMP_GLOB):  # left by a collect that was killed
             stale.unlink()
-        write_parquet(root / "runs.parquet", runs)
+        results_schema.write_table(root / "runs.parquet", runs, "runs", inputs)
         write_csv(root / "runs.csv", runs)
         fault_point("during_collect")
-        write_parquet(root / "results.parquet", results)
+        results_schema.write_table(root / "results.parquet", results, "results", inputs)
     if not quiet:
         if hidden:
             print(f"note: runs with the same axes and seed differ in {', '.join(hidden)} (not on their command "
@@ -130,7 +148,11 @@ def main(argv=None) -> None:
     if not Path(args[0]).is_dir():
         print(f"error: {args[0]}: no such results root", file=sys.stderr)
         sys.exit(2)
-    collect(Path(args[0]))
+    try:
+        collect(Path(args[0]))
+    except HybridSweepError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

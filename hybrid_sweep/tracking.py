@@ -54,9 +54,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def make_tracker(cfg, run_dir: Path, rank: int = 0) -> NullTracker:
     if rank != 0 or cfg.get("logger", {}).get("name", "none") != "wandb":
         return NullTracker()
-    from hybrid_sweep.collect import axis_values
+    from hybrid_sweep.config import axis_values
 
-    axes = axis_values(cfg)
+    axes = axis_values(cfg)  # the run's results columns, as results.parquet will carry them
     name = " ".join(f"{k}={v}" for k, v in axes.items() if v is not None and k in
                     ("encoder", "sampler", "n_pairs", "train_langs", "ratio_mono", "ratio_cross", "seed"))
     return WandbTracker(cfg, run_dir, name, Path(run_dir).name)

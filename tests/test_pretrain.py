@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from hybrid_sweep.errors import ConfigError
-from hybrid_sweep.training.pretrain import _texts, pretrain_key, pretrain_languages
+from hybrid_sweep.runs.store import stage_cache_dir
+from hybrid_sweep.training.pretrain import _texts, pretrain_languages
 from tests.conftest import ROOT
 from tests.conftest import compose as _compose
 
@@ -21,6 +22,10 @@ QUICK = ["pretrain=mlm", "pretrain.max_steps=4", "pretrain.batch_size=8", "train
          "train.eval_every=0", "encoder.progress=false", "evals.synthetic.subset.articles=2"]
 
 
+def pretrain_key(cfg) -> str:
+    return stage_cache_dir("root", "pretrain", cfg).name
+
+
 def test_languages_and_key():
     base = compose("pretrain=mlm")
     assert pretrain_languages(base.pretrain) == ["qla", "qca", "qga"]
@@ -28,6 +33,13 @@ def test_languages_and_key():
     assert pretrain_languages(two.pretrain) == ["qla", "qca", "qga", "qcb", "qka"]
     assert pretrain_key(base) != pretrain_key(two)
     assert pretrain_key(base) == pretrain_key(compose("pretrain=mlm", "train.seed=7", "sampler=cross"))
+    assert stage_cache_dir("root", "pretrain", base).parent.as_posix() == "root/cache/pretrain"  # owned by the run store
+    # the key holds the resolved language list, not how it was spelled
+    same = compose("pretrain=mlm", "pretrain.base_languages=[qla,qca]", "pretrain.low_resource=[qga]",
+                   "pretrain.n_low_resource=1")
+    assert pretrain_key(same) == pretrain_key(base)
+    assert pretrain_key(base) != pretrain_key(compose("pretrain=mlm", "encoder.tiny.hidden=32"))
+    assert pretrain_key(base) == pretrain_key(compose("pretrain=mlm", "encoder.progress=false", "encoder.batch_size=8"))
     with pytest.raises(ConfigError, match="pretrain.n_low_resource: must be in 0..3"):
         pretrain_languages(compose("pretrain=mlm", "pretrain.n_low_resource=4").pretrain)
 

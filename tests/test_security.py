@@ -73,8 +73,8 @@ def test_code_in_a_config_value_is_data(tmp_path):
     res = subprocess.run([sys.executable, "-m", "hybrid_sweep", f"results_root={tmp_path / 'r'}",
                           f'sampler.ratio.mono="{value}"'], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2
-    assert res.stderr.strip().splitlines() == [f"error: sampler.ratio: mono/cross/multi must be numbers, got "
-                                               f"{{'mono': \"{value}\", 'cross': 0.5, 'multi': 0.0}}"]
+    assert res.stderr.strip().splitlines() == [f"error: sampler.ratio.mono: Value '{value}' of type 'str' could not "
+                                               "be converted to Float"]  # the typed config refuses it
     assert not flag.exists() and not (tmp_path / "r" / "runs").exists()
 
 

@@ -7,8 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,8 +16,15 @@ from tests.conftest import ROOT
 QUICK = ["train.max_steps=2", "train.batch_size=8", "train.eval_every=0", "encoder.progress=false",
          "evals.synthetic.subset.articles=2", "encoder.tiny.hidden=32",
          "encoder.tiny.intermediate=64"]
-SWEEP_SIZES = {"language_pairs": 18, "mix_ratio": 21, "train_languages": 15, "encoders": 21,
-               "encoders_offline": 6, "seeds": 5, "low_resource_pretrain": 12, "synthetic_languages": 15}
+# Runs per shipped sweep = the product of its sweeper params' value counts (conf/sweep/<name>.yaml):
+SWEEP_SIZES = {"language_pairs": 6 * 3,        # sampler.n_pairs 1,2,4,8,16,30 x train.seed 0,1,2
+               "mix_ratio": 7 * 3,             # +ratio: the 7 presets of conf/ratio x 3 seeds
+               "train_languages": 5 * 3,       # +langs syn2..syn6 x 3 seeds
+               "encoders": 7 * 3,              # 7 encoder presets x sampler mono,cross,hybrid
+               "encoders_offline": 2 * 3,      # tiny, me5_small_q4 x 3 samplers
+               "seeds": 5,                     # train.seed 0..4
+               "low_resource_pretrain": 4 * 3,  # pretrain.n_low_resource 0..3 x 3 seeds
+               "synthetic_languages": 5 * 3}   # +langs syn2..syn6 x 3 seeds
 RUN_LINE = re.compile(r"^([0-9a-f]{12})  (\w+)\s+(.*)$")
 
 
@@ -28,7 +33,8 @@ def app(*args, root, timeout=600, wait=True, env=None):
     if not wait:
         return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env,
+                         start_new_session=True)  # a fault point kills its own process group, not pytest
     res.log = res.stdout + res.stderr  # Hydra's job logging goes to stdout, user errors to stderr
     return res
 
@@ -59,6 +65,10 @@ def test_semantic_hash_ignores_output_keys(tmp_path):
     assert plan("train.seed=1", root=tmp_path)[0][0] != a[0][0]
 
 
+def test_two_spellings_of_one_mix_plan_one_run(tmp_path):
+    assert plan("sampler=mono", root=tmp_path)[0][0] == plan("+ratio=mono", root=tmp_path)[0][0]
+
+
 def test_multirun_collect_rerun_skips(tmp_path):
     res = app("-m", "train.seed=0,1", *QUICK, root=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -67,10 +77,13 @@ def test_multirun_collect_rerun_skips(tmp_path):
     runs = pd.read_parquet(tmp_path / "runs.parquet")
     assert list(runs.status) == ["done", "done"]
     assert runs.train_langs.str.count(",").eq(5).all() and runs.n_train_langs.eq(6).all()
-    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/DONE")}
+    tables = ("runs/*/DONE", "results.parquet", "runs.parquet", "analysis/report.md")
+    stamps = {p: p.stat().st_mtime_ns for pattern in tables for p in tmp_path.glob(pattern)}
+    assert len(stamps) == 5
     again = app("-m", "train.seed=0,1", *QUICK, root=tmp_path)
     assert again.returncode == 0 and again.log.count("done, skipped") == 2 and "starting" not in again.log
-    assert stamps == {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/DONE")}
+    assert "unchanged since the last collect" in again.log and "(results unchanged)" in again.log
+    assert stamps == {p: p.stat().st_mtime_ns for pattern in tables for p in tmp_path.glob(pattern)}  # nothing rewritten
 
 
 def test_failed_run_does_not_stop_the_sweep_and_is_retried(tmp_path):
@@ -93,22 +106,21 @@ def test_single_run_failure_exits_non_zero(tmp_path):
 
 
 def test_killed_run_resumes_from_its_checkpoint(tmp_path):
-    args = ("train.max_steps=60", "train.save_every=5", "train.eval_every=0", "encoder.progress=false",
+    """SIGKILL of the process group right after the first checkpoint (a fault point, not a timed poll),
+    then the same command: the run resumes from that checkpoint and logs every step exactly once."""
+    args = ("train.max_steps=12", "train.save_every=5", "train.eval_every=0", "encoder.progress=false",
             "evals.synthetic.subset.articles=2", "train.batch_size=8")
-    proc = app(*args, root=tmp_path, wait=False)
-    deadline = time.time() + 240
-    while time.time() < deadline and not list(tmp_path.glob("runs/*/checkpoints/LATEST")):
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    run_dir = next(tmp_path.glob("runs/*"))
+    killed = app(*args, root=tmp_path, env=dict(os.environ, HYBRID_SWEEP_FAULT="after_checkpoint"))
+    assert killed.returncode == -signal.SIGKILL
+    run_dir = next(p for p in tmp_path.glob("runs/*") if p.is_dir())
     assert not (run_dir / "DONE").exists()
     saved = int((run_dir / "checkpoints" / "LATEST").read_text().split("-")[1])
+    assert saved == 5  # the first checkpoint (save_every=5) is where the fault point fired
     res = app(*args, root=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert " resuming " in res.log
+    assert " resuming (interrupted)" in res.log
     steps = [json.loads(line)["step"] for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
-    assert steps == list(range(60)) and saved > 0
+    assert steps == list(range(12))
 
 
 def test_two_concurrent_sweeps_run_each_run_once(tmp_path):
@@ -117,7 +129,7 @@ def test_two_concurrent_sweeps_run_each_run_once(tmp_path):
     assert all(p.returncode == 0 for p in procs), outs
     started = sum(o.count(" starting ") for o in outs)
     assert started == 3
-    for run_dir in tmp_path.glob("runs/*"):
+    for run_dir in [p for p in tmp_path.glob("runs/*") if p.is_dir()]:
         steps = [json.loads(line)["step"] for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
         assert steps == [0, 1] and (run_dir / "DONE").exists()
     final = app("-m", "train.seed=0,1,2", *QUICK, root=tmp_path)
@@ -125,18 +137,28 @@ def test_two_concurrent_sweeps_run_each_run_once(tmp_path):
     assert len(pd.read_parquet(tmp_path / "runs.parquet")) == 3
 
 
-def test_submitit_local_runs_a_job(tmp_path):
+def test_submitit_local_gives_the_local_launchers_results(tmp_path):
+    """Each job in its own submitit process, at most the machine's cores at once: the same run ids and
+    metric values as the basic launcher."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    res = app("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *QUICK, root=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert list(pd.read_parquet(tmp_path / "runs.parquet").status) == ["done"]
+    values = ["run_id", "benchmark", "setting", "query_lang", "doc_lang", "metric", "value"]
+    tables = {}
+    for name, launcher in (("submitit", ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"]),
+                           ("basic", [])):
+        res = app("-m", "train.seed=0,1", *launcher, *QUICK, root=tmp_path / name)
+        assert res.returncode == 0, res.log[-3000:]
+        tables[name] = pd.read_parquet(tmp_path / name / "results.parquet")[values].sort_values(values[:6])
+    assert tables["submitit"]["run_id"].nunique() == 2
+    pd.testing.assert_frame_equal(tables["submitit"].reset_index(drop=True), tables["basic"].reset_index(drop=True))
+    assert list((tmp_path / "submitit" / "hydra").glob("multirun-*/.submitit"))  # it did run through submitit
 
 
 def test_collect_cli(tmp_path):
     res = subprocess.run([sys.executable, "-m", "hybrid_sweep.collect", str(tmp_path / "missing")],
                          cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 2 and "no such results root" in res.stderr
-    assert Path(ROOT / "hybrid_sweep" / "collect.py").exists()
+    usage = subprocess.run([sys.executable, "-m", "hybrid_sweep.collect"], cwd=ROOT, capture_output=True, text=True)
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: python -m hybrid_sweep.collect <results_root>")
 
 
 def test_wandb_offline_logging_and_no_secret_in_any_file(tmp_path):
@@ -145,7 +167,7 @@ def test_wandb_offline_logging_and_no_secret_in_any_file(tmp_path):
     res = app("logger=wandb", "+sweep=seeds", "train.seed=0", "-m", *QUICK, root=tmp_path,
               env=dict(os.environ, **secrets))
     assert res.returncode == 0, res.log[-3000:]
-    run_dir = next(tmp_path.glob("runs/*"))
+    run_dir = next(p for p in tmp_path.glob("runs/*") if p.is_dir())
     offline = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(offline) == 1
     record = next(offline[0].glob("*.wandb")).read_bytes()  # offline runs keep everything in this log
@@ -166,7 +188,7 @@ def test_training_under_torchrun_two_processes(tmp_path):
     res = app("resources.nproc_per_node=2", "train.max_steps=4", "train.batch_size=8", "train.eval_every=2",
               "train.save_every=2", "encoder.progress=false", "evals.synthetic.subset.articles=2", root=tmp_path)
     assert res.returncode == 0, res.log[-3000:]
-    run_dir = next(tmp_path.glob("runs/*"))
+    run_dir = next(p for p in tmp_path.glob("runs/*") if p.is_dir())
     steps = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps] == [0, 1, 2, 3]  # rank 0 logs once per step
     assert (run_dir / "DONE").exists() and (run_dir / "metrics.parquet").exists()
@@ -189,3 +211,22 @@ def test_gpu_slots_are_free_gpus_not_the_job_number(monkeypatch, tmp_path):
             assert env["CUDA_VISIBLE_DEVICES"] == "0,1" and env["OMP_NUM_THREADS"] == "3"
     finally:
         gpu_slots.release()
+
+
+def test_submitit_local_is_capped_to_the_cores(monkeypatch):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
+
+    from hydra_plugins.hybrid_sweep_launcher import capped_local as launchers
+    from hybrid_sweep.cli import cap_local_launcher
+
+    assert cap_local_launcher(["x", "-m", "hydra/launcher=submitit_local"])[-1] == "hydra/launcher=submitit_local_capped"
+    waves = []
+    monkeypatch.setattr(LocalLauncher, "launch", lambda self, jobs, idx: waves.append((len(jobs), idx)) or list(jobs))
+    monkeypatch.setattr(launchers, "usable_cores", lambda: 4)
+    jobs = [[f"train.seed={i}"] for i in range(10)]
+    assert launchers.CoreCappedLocalLauncher().launch(jobs, 0) == jobs  # every job, in order
+    assert waves == [(4, 0), (4, 4), (2, 8)]
+    waves.clear()
+    launchers.CoreCappedLocalLauncher(max_parallel=6).launch(jobs, 3)
+    assert waves == [(6, 3), (4, 9)]

@@ -28,10 +28,11 @@ from IPython.display import Image, Markdown, display
 
 from hybrid_sweep.analysis.plots import cross_heatmap, scaling_plot
 from hybrid_sweep.analysis.tables import summary, varying_axes, wide_markdown
+from hybrid_sweep.results_schema import read_table
 
 root = Path(os.environ.get("HYBRID_SWEEP_RESULTS", "outputs/{study}"))
-results = pd.read_parquet(root / "results.parquet")
-runs = pd.read_parquet(root / "runs.parquet")
+results, meta = read_table(root / "results.parquet")  # checks the schema version; meta["axes"] lists the axes
+runs, _ = read_table(root / "runs.parquet")
 figures = root / "analysis"
 runs.status.value_counts()"""
 

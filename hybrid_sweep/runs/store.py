@@ -1,12 +1,17 @@
 """Content-addressed run store (hand-written: Hydra cannot skip finished jobs or resume a multirun).
 
-``run_id`` = short hash of the run's *semantic* config: the resolved config without the keys that do
-not change results (output locations, launcher, logging, progress bars, the sweep's name, devices).
+``run_id`` = short hash of the run's *semantic* config: the fields the typed stage configs mark as
+changing results (``hybrid_sweep.config``; output locations, launcher, logging, devices and the sweep's
+name are not), with switched-off stages left out (a zero-shot run hashes no training settings).
 Layout: ``<results_root>/runs/<run_id>/`` with config.yaml, train_log.jsonl, checkpoints/, model/,
 eval/<benchmark>/, metrics.parquet, per_query.parquet, run.json, and one status marker:
 ``DONE`` (written last, after every result file) or ``FAILED`` (the error). A run directory is owned by
 whoever holds its ``.lock`` (``fcntl.flock``: the kernel releases it when the holder dies, even by
 SIGKILL, so a crashed sweep never leaves a stale lock on the same file system).
+
+Stage caches also live here: ``<results_root>/cache/<stage>/<key>/`` (``DONE`` marker, blocking lock:
+a second run needing the same output waits instead of recomputing), and ``cache/embeddings`` for the
+embedding store. The stages themselves only get an output folder.
 """
 
 from __future__ import annotations
@@ -17,37 +22,13 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
-from omegaconf import DictConfig, OmegaConf
+from hybrid_sweep.config import CONFIG_SCHEMA_VERSION, cache_identity, semantic_config
+from hybrid_sweep.errors import ConfigError
+from hybrid_sweep.io import waiting_lock, write_text
 
-from hybrid_sweep.io import write_text
-
-# Keys that never change a run's results (dotted paths into the composed config).
-NON_SEMANTIC = (
-    "results_root", "paths", "hydra", "plan", "analyze", "logger", "launcher", "sweep_name", "resources",
-    "encoder.progress", "encoder.device", "encoder.cache_dir", "encoder.batch_size",
-    "train.log_batches", "train.resume", "output_dir",
-)
-NON_SEMANTIC_EVAL = ("block_size", "write_runs", "run_depth")
-
-
-def semantic_config(cfg: DictConfig) -> dict:
-    data = OmegaConf.to_container(cfg, resolve=True)
-    for key in NON_SEMANTIC:
-        node, *rest = key.split(".")
-        if rest:
-            data.get(node, {}).pop(rest[0], None)
-        else:
-            data.pop(node, None)
-    for ev in (data.get("evals") or {}).values():
-        for key in NON_SEMANTIC_EVAL:
-            ev.pop(key, None)
-    if not (data.get("train") or {}).get("enabled", True):
-        for key in ("train", "sampler", "data", "pretrain"):  # zero-shot runs do not depend on training settings
-            data.pop(key, None)
-    if not (data.get("pretrain") or {}).get("enabled", False):
-        data.pop("pretrain", None)  # a disabled stage does not change results
-    return data
+STORE_FILE = "store.json"  # {"schema_version": ...}: which run-id scheme the runs/ folder holds
 
 
 def config_hash(data: dict, length: int = 12) -> str:
@@ -55,8 +36,48 @@ def config_hash(data: dict, length: int = 12) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
-def run_id(cfg: DictConfig) -> str:
+def run_id(cfg) -> str:
     return config_hash(semantic_config(cfg))
+
+
+def check_store_version(root: Path) -> None:
+    """Refuse a results root whose runs were stored under another run-id scheme (one line), and stamp a
+    new or matching one. Runs from before schema 2 carry no ``schema_version``."""
+    root = Path(root)
+    marker = root / "runs" / STORE_FILE
+    if marker.exists():
+        found = json.loads(marker.read_text()).get("schema_version")
+    elif (root / "runs").is_dir() and any(p.is_dir() for p in (root / "runs").iterdir()):
+        found = None  # runs written before the store was stamped
+    else:
+        found = CONFIG_SCHEMA_VERSION
+    if found != CONFIG_SCHEMA_VERSION:
+        raise ConfigError("results_root", f"{root} holds runs of config schema {found or '1'} whose run ids differ "
+                          f"from schema {CONFIG_SCHEMA_VERSION}'s; use a new results_root (or move runs/ away)")
+    if not marker.exists():
+        write_text(marker, json.dumps({"schema_version": CONFIG_SCHEMA_VERSION}) + "\n")
+
+
+def stage_cache_dir(root: Path, stage: str, cfg) -> Path:
+    """``<results_root>/cache/<stage>/<key>``, the key derived from what the stage depends on."""
+    return Path(root) / "cache" / stage / config_hash(cache_identity(cfg, stage))
+
+
+def embeddings_dir(root: Path) -> Path:
+    """Where the embedding store keeps encoded texts (one folder per results root)."""
+    return Path(root) / "cache" / "embeddings"
+
+
+def cached_stage(folder: Path, compute: Callable[[Path], None]) -> Path:
+    """Run ``compute(folder)`` once: later callers (even concurrent ones, which wait on the lock) find
+    ``DONE`` and reuse the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with waiting_lock(folder / ".lock"):
+        if not (folder / "DONE").exists():
+            compute(folder)
+            write_text(folder / "DONE", "")
+    return folder
 
 
 class RunDir:

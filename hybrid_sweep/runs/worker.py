@@ -34,10 +34,12 @@ def _train_stage(cfg, run_dir: Path, tracker) -> Path | None:
 
         if cfg.get("pretrain", {}).get("enabled", False):
             from hybrid_sweep.encoders import from_folder
-            from hybrid_sweep.training.pretrain import pretrained_model
+            from hybrid_sweep.runs.store import cached_stage, stage_cache_dir
+            from hybrid_sweep.training.pretrain import continued_mlm
 
-            start = pretrained_model(cfg, run_dir.parent.parent)  # <results_root>/cache/pretrain/<key>
-            cfg = OmegaConf.merge(cfg, {"encoder": from_folder(cfg.encoder, start)})
+            folder = cached_stage(stage_cache_dir(run_dir.parent.parent, "pretrain", cfg),  # <results_root>/cache/...
+                                  lambda out: continued_mlm(cfg, out))
+            cfg = OmegaConf.merge(cfg, {"encoder": from_folder(cfg.encoder, folder / "model")})
         summary = train(cfg, run_dir, tracker)
         if dist.rank() == 0:
             write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))

@@ -1,9 +1,8 @@
 """Continued masked-language-model pre-training (research question 4), a cached stage.
 
-The checkpoint is keyed by the hash of what it depends on (encoder, pre-training settings and the text
-it reads) and stored once under ``<results_root>/cache/pretrain/<key>/``, so every fine-tuning run that
-starts from it (other seeds, other samplers) shares it. Concurrent runs wait on the key's lock rather
-than compute it twice. Text: the passages of the training data in the chosen languages (offline), or a
+The recipe writes into the output folder it is given; the run store keys that folder by what the stage
+depends on (``hybrid_sweep.runs.store.stage_cache_dir``) and computes it once for every fine-tuning run
+that starts from it (other seeds, other samplers). Text: the passages of the training data in the chosen languages (offline), or a
 ``datasets`` source per language (Wikipedia / CC-100 style) for users with internet.
 
 Languages: ``base_languages`` always, plus the first ``n_low_resource`` of ``low_resource`` (the axis).
@@ -18,38 +17,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
+from hybrid_sweep.config.stages import PretrainConfig
 from hybrid_sweep.data.hub_sources import load_hub_dataset
 from hybrid_sweep.data.train_loading import load_training_data, vocabulary_texts
 from hybrid_sweep.encoders import build_encoder
 from hybrid_sweep.errors import ConfigError, DataError
-from hybrid_sweep.io import waiting_lock, write_text
-from hybrid_sweep.runs.store import config_hash
+from hybrid_sweep.io import write_text
 from hybrid_sweep.training.distributed import training_device
 
 log = logging.getLogger(__name__)
 
 
 def pretrain_languages(p) -> list[str]:
-    low = list(p.get("low_resource") or [])
-    n = int(p.get("n_low_resource", 0))
-    if not 0 <= n <= len(low):
-        raise ConfigError("pretrain.n_low_resource", f"must be in 0..{len(low)} (the low_resource list), got {n}")
-    langs = list(p.get("base_languages") or []) + low[:n]
-    if not langs:
-        raise ConfigError("pretrain.base_languages", "no language to pre-train on")
-    return langs
-
-
-def pretrain_key(cfg) -> str:
-    deps = {"encoder": {k: v for k, v in OmegaConf.to_container(cfg.encoder, resolve=True).items()
-                        if k not in ("progress", "device", "cache_dir", "batch_size")},
-            "pretrain": OmegaConf.to_container(cfg.pretrain, resolve=True) | {"languages": pretrain_languages(cfg.pretrain)},
-            "data": OmegaConf.to_container(cfg.data, resolve=True), "synthetic": OmegaConf.to_container(cfg.synthetic, resolve=True)}
-    deps["pretrain"].pop("n_low_resource", None)  # the resolved language list is what matters
-    return config_hash(deps)
+    """``base_languages`` plus the first ``n_low_resource`` of ``low_resource``."""
+    return PretrainConfig.languages(p)
 
 
 def _texts(cfg, corpora, langs: list[str]) -> dict[str, list[str]]:
@@ -76,6 +59,8 @@ def _texts(cfg, corpora, langs: list[str]) -> dict[str, list[str]]:
 
 
 def continued_mlm(cfg, out: Path) -> None:
+    """Pre-train the configured encoder into ``out`` (``model/``, ``init_model/``, logs)."""
+    log.info("continued pre-training into %s", out)
     p = cfg.pretrain
     corpora, _, _ = load_training_data(cfg)
     langs = pretrain_languages(p)
@@ -112,15 +97,3 @@ def continued_mlm(cfg, out: Path) -> None:
     encoder.save(out / "model")
     write_text(out / "pretrain_log.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     write_text(out / "pretrain.json", json.dumps({"languages": langs, "texts": len(texts), "steps": p.max_steps}))
-
-
-def pretrained_model(cfg, results_root: Path) -> Path:
-    """The cached pre-trained sentence-transformers folder for ``cfg`` (computed once)."""
-    folder = Path(results_root) / "cache" / "pretrain" / pretrain_key(cfg)
-    folder.mkdir(parents=True, exist_ok=True)
-    with waiting_lock(folder / ".lock"):  # another run computing the same checkpoint: wait for it
-        if not (folder / "DONE").exists():
-            log.info("continued pre-training into %s", folder)
-            continued_mlm(cfg, folder)
-            write_text(folder / "DONE", "")
-    return folder / "model"

@@ -1,0 +1,28 @@
+"""Every benchmark script runs in its --smoke mode (tiny sizes, seconds), so none can rot unnoticed; the
+numbers in docs/benchmarks.md come from the full modes. bench_train's smoke test lives with training."""
+
+import pytest
+
+from benchmarks import bench_encode, bench_eval_pairs, bench_metrics, bench_sweep
+
+
+def test_bench_metrics_smoke_agrees_with_pytrec_eval(capsys):
+    pytest.importorskip("pytrec_eval")
+    out = bench_metrics.main(["--smoke"])
+    assert out["max_ap_diff"] < 1e-12 and out["pools"] > 3
+    assert "speed-up" in capsys.readouterr().out
+
+
+def test_bench_eval_pairs_smoke_counts_the_texts():
+    out = bench_eval_pairs.main(["--smoke"])
+    assert out["texts_per_pair"] > out["texts_once"] > 0  # per-pair tools encode shared texts again
+
+
+def test_bench_encode_smoke_matches_sentence_transformers():
+    cosines = bench_encode.main(["--smoke"])
+    assert set(cosines) == {"questions", "sentences"} and min(cosines.values()) > 0.9999
+
+
+def test_bench_sweep_smoke_reruns_nothing():
+    out = bench_sweep.main(["--smoke"])
+    assert out["runs"] == 1 and 0 < out["inside_s"] < out["total_s"]
