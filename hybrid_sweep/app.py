@@ -100,10 +100,8 @@ def _execute(cfg, rd: RunDir) -> None:
     interpreter with ``resources.start=spawn``, and ``torchrun`` for multi-process training."""
     (rd.path / ERROR_FILE).unlink(missing_ok=True)
     env, worker = _child_env(cfg), [sys.executable, "-m", "hybrid_sweep.runs.worker", str(rd.path)]
-    nproc = int(cfg.resources.get("nproc_per_node", 1))
-    if nproc > 1 and cfg.train.get("enabled", True):
-        commands = [[sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "-m",
-                     "hybrid_sweep.runs.worker", str(rd.path), "train"], worker + ["evaluate"]]
+    if _distributed(cfg):  # torchrun trains (every node), then node 0 evaluates in one process
+        commands = [_torchrun(cfg, rd)] + ([worker + ["evaluate"]] if node_rank() == 0 else [])
     elif cfg.resources.get("start", "fork") == "fork" and hasattr(os, "fork"):
         preload()
         proc = multiprocessing.get_context("fork").Process(target=run_forked, args=(str(rd.path), env))
@@ -115,11 +113,41 @@ def _execute(cfg, rd: RunDir) -> None:
     else:
         commands = [worker]
     for cmd in commands:
-        proc = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
+        live = cmd[2] == "torch.distributed.run"  # ranks' logs stream as they come (teed, rank-prefixed)
+        proc = subprocess.run(cmd, env=env, stderr=None if live else subprocess.PIPE, text=True)
         if proc.returncode != 0:
-            if not (rd.path / ERROR_FILE).exists():
+            if not live and not (rd.path / ERROR_FILE).exists():
                 sys.stderr.write(proc.stderr[-4000:])
             raise _failure(rd, f"exit code {proc.returncode}")
+
+
+def _distributed(cfg) -> bool:
+    res = cfg.resources
+    return cfg.train.get("enabled", True) and (int(res.get("nproc_per_node", 1)) > 1 or int(res.get("nnodes", 1)) > 1)
+
+
+def _torchrun(cfg, rd: RunDir) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={int(cfg.resources.nproc_per_node)}",
+            "-m", "hybrid_sweep.runs.worker", str(rd.path), "train"]
+
+
+def node_rank() -> int:
+    """This node's index in a multi-node SLURM job (0 elsewhere)."""
+    return int(os.environ.get("SLURM_NODEID", "0") or 0)
+
+
+def _follow(cfg, rd: RunDir, wait_s: float = 600.0) -> str:
+    """A node other than 0 of a multi-node run: node 0 owns the run folder (lock, config.yaml, markers,
+    evaluation); this node waits for its config.yaml and joins the torchrun rendezvous for training."""
+    deadline = time.monotonic() + wait_s
+    while not (rd.path / "config.yaml").exists():
+        if time.monotonic() > deadline:
+            raise RunFailed(f"run {rd.id}: node {node_rank()}: node 0 did not start the run within {wait_s:.0f} s")
+        time.sleep(1.0)
+    proc = subprocess.run(_torchrun(cfg, rd), env=_child_env(cfg))
+    if proc.returncode != 0:
+        raise RunFailed(f"run {rd.id}: node {node_rank()}: torchrun exit code {proc.returncode}")
+    return "follower"
 
 
 def run_one(cfg: DictConfig) -> str:
@@ -135,6 +163,8 @@ def run_one(cfg: DictConfig) -> str:
     if rd.done:
         log.info("%s done, skipped (%s)", rid, axes)
         return "done"
+    if _distributed(cfg) and int(cfg.resources.get("nnodes", 1)) > 1 and node_rank() > 0:
+        return _follow(cfg, rd)
     try:
         rd.path.parent.mkdir(parents=True, exist_ok=True)
         check_store_version(root)

@@ -23,6 +23,7 @@ from hybrid_sweep.cli import quiet_libraries, user_errors
 from hybrid_sweep.errors import HybridSweepError
 from hybrid_sweep.faults import fault_point
 from hybrid_sweep.io import storage_error, write_parquet, write_text
+from hybrid_sweep.runs.store import embeddings_dir
 
 
 def _train_stage(cfg, run_dir: Path, tracker) -> Path | None:
@@ -60,7 +61,7 @@ def _eval_stage(cfg, run_dir: Path, model_dir: Path | None) -> None:
         if model_dir is not None and encoder is None:
             encoder = build_encoder(from_folder(cfg.encoder, model_dir))
         run_evaluation(view, out, encoder, train_languages,
-                       run_dir.parent.parent / "cache" / "embeddings")  # no model dir: the configured (zero-shot) encoder
+                       embeddings_dir(run_dir.parent.parent))  # no model dir: the configured (zero-shot) encoder
         fault_point("after_eval")
 
 
