@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
 from hybrid_sweep.config.stages import PretrainConfig
