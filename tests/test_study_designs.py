@@ -16,6 +16,7 @@ from hybrid_sweep.data.languages import flores_code, resource_class
 from hybrid_sweep.data.lareqa import parse_lareqa
 from hybrid_sweep.data.train_loading import load_training_data
 from hybrid_sweep.runs.store import stage_cache_dir
+from hybrid_sweep.sampling.configured import sampler_from_config
 from hybrid_sweep.sampling.pairs import active_pairs, mono_languages
 from tests.conftest import ROOT, compose, make_lareqa_doc
 
@@ -161,7 +162,8 @@ def test_rq5_sweeps_grow_nested_language_sets(name, extra):
 
 
 def test_rq5_real_design_uses_inverse_cloze_and_xquad_r():
-    cfg = composed_runs("synthetic_languages_ict", *NO_SYNTHETIC_EVAL)[0][1]
+    cfg = compose("+sweep=synthetic_languages_ict", *NO_SYNTHETIC_EVAL, *sweep_grid("synthetic_languages_ict")[0],
+                  config_name="config")
     assert [s.kind for s in cfg.data.sources] == ["inverse_cloze"] and cfg.data.sources[0].benchmark == "mlqa_r"
     assert list(cfg.evals) == ["xquad_r"]
     swim = compose("data=swim_ir", config_name="config")  # the real path the question names stays available
@@ -198,3 +200,7 @@ def test_inverse_cloze_on_mlqa_r(data_root):
             assert ex.query and ex.positive and ex.query not in ex.positive
         groups[g.group] = len(g.items)
     assert len(groups) > 1000 and sum(n > 1 for n in groups.values()) > 500  # many groups parallel across languages
+    sampler = sampler_from_config(cfg, corpora, langs, seed=0)  # the preset asks no hard negatives of it
+    batches = [sampler.batch_at(step) for step in range(20)]
+    assert {b.mode for b in batches} == {"mono", "cross"} and all(len(b.items) == cfg.train.batch_size for b in batches)
+    assert all(i.query not in i.positive and not i.negatives for b in batches for i in b.items)
