@@ -79,10 +79,10 @@ def masked_lm(base: torch.nn.Module) -> tuple[torch.nn.Module, str]:
     it was loaded from holds a head, else ``(model, "fresh")``. The body always carries ``base``'s weights."""
     source = str(getattr(base.config, "_name_or_path", "") or "")
     mlm, head = None, "fresh"
-    if source and Path(source).is_dir():
+    if source:  # a local folder, or a hub id (the encoder was just loaded from it: in the hub cache)
         try:
             mlm, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, KeyError) as err:
             log.warning("no masked-LM model in %s (%s)", source, str(err).splitlines()[0])
         else:
             prefix = mlm.base_model_prefix + "."
