@@ -17,14 +17,16 @@ QUICK = ["train.max_steps=2", "train.batch_size=8", "train.eval_every=0", "encod
          "evals.synthetic.subset.articles=2", "encoder.tiny.hidden=32",
          "encoder.tiny.intermediate=64"]
 # Runs per shipped sweep = the product of its sweeper params' value counts (conf/sweep/<name>.yaml):
-SWEEP_SIZES = {"language_pairs": 6 * 3,        # sampler.n_pairs 1,2,4,8,16,30 x train.seed 0,1,2
+SWEEP_SIZES = {"language_pairs": 5 * 3,        # sampler.n_pairs 1,2,4,8,15 (unordered) x train.seed 0,1,2
                "mix_ratio": 7 * 3,             # +ratio: the 7 presets of conf/ratio x 3 seeds
                "train_languages": 5 * 3,       # +langs syn2..syn6 x 3 seeds
                "encoders": 7 * 3,              # 7 encoder presets x sampler mono,cross,hybrid
                "encoders_offline": 2 * 3,      # tiny, me5_small_q4 x 3 samplers
                "seeds": 5,                     # train.seed 0..4
-               "low_resource_pretrain": 4 * 3,  # pretrain.n_low_resource 0..3 x 3 seeds
-               "synthetic_languages": 5 * 3}   # +langs syn2..syn6 x 3 seeds
+               "low_resource_pretrain": 3 * 3,  # pretrain.n_low_resource 0..2 x 3 seeds
+               "low_resource_pretrain_flores": 4 * 3,  # pretrain.n_low_resource 0,1,2,4 x 3 seeds
+               "synthetic_languages": 5 * 3,   # +langs syn2..syn6 x 3 seeds
+               "synthetic_languages_ict": 5 * 3}  # data.languages: 5 nested MLQA-R sets x 3 seeds
 RUN_LINE = re.compile(r"^([0-9a-f]{12})  (\w+)\s+(.*)$")
 
 

@@ -194,11 +194,15 @@ class PretrainConfig:
     base_languages: List[str] = setting(factory=list, cache_key=False, doc="always pre-trained on")
     low_resource: List[str] = setting(factory=list, cache_key=False, doc="added one by one: the axis")
     n_low_resource: int = setting(0, axis="pretrain_low_resource", scale="linear", cache_key=False)
-    text_source: str = setting("training_data", doc="training_data | hub")
+    text_source: str = setting("synthetic", doc="synthetic | flores (both apart from fine-tuning) | training_data | hub")
+    text_split: str = setting("train", doc="flores: the SIB-200 split read (evaluation reads dev)")
+    text_articles: int = setting(60, doc="synthetic: articles in the fresh pre-training sample")
+    text_seed: int = setting(1, doc="synthetic: content seed of that sample (with synthetic.seed)")
+    max_texts_per_language: Optional[int] = setting(None, doc="cap per language; null = all")
     hub: Dict[str, Any] = setting(factory=dict, doc="per language: {path, name, split, text_field, max_texts}")
     max_steps: int = setting(200)
     batch_size: int = setting(32)
-    lr: float = setting(5.0e-4)
+    lr: float = setting(5.0e-4, doc="tiny random encoder: 5e-4; a pre-trained checkpoint: 5e-5 (conf/pretrain/mlm_flores)")
     mlm_probability: float = setting(0.15)
     max_length: int = setting(64)
     seed: int = setting(0)
@@ -219,7 +223,10 @@ class PretrainConfig:
     def check(self, key: str) -> None:
         if self.enabled:
             PretrainConfig.languages(self)  # self may be the DictConfig node
-            _one_of(f"{key}.text_source", self.text_source, ("training_data", "hub"))
+            _one_of(f"{key}.text_source", self.text_source, ("synthetic", "flores", "training_data", "hub"))
+            _one_of(f"{key}.text_split", self.text_split, ("train", "dev"))
+            if self.max_texts_per_language is not None and self.max_texts_per_language < 1:
+                raise ConfigError(f"{key}.max_texts_per_language", f"must be >= 1 or null, got {self.max_texts_per_language}")
 
 
 @dataclass

@@ -17,13 +17,14 @@ from hybrid_sweep.data.corpus_store import CorpusStore, mix64
 from hybrid_sweep.data.download import data_root, ensure_lareqa_file
 from hybrid_sweep.data.flores_pairs import load_flores_pairs
 from hybrid_sweep.data.hub_sources import load_hub_corpus, load_mmarco_corpus
+from hybrid_sweep.data.ict_queries import load_inverse_cloze
 from hybrid_sweep.data.lareqa import LAREQA_BENCHMARKS, load_lareqa
 from hybrid_sweep.data.synthetic import synthetic_benchmark
 from hybrid_sweep.data.training import corpus_from_benchmark, corpus_to_store, file_store
 from hybrid_sweep.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-SOURCE_KINDS = ("synthetic", "lareqa", "file", "hub", "mmarco", "flores")
+SOURCE_KINDS = ("synthetic", "lareqa", "file", "hub", "mmarco", "flores", "inverse_cloze")
 
 
 def cache_root(cfg) -> Path:
@@ -70,6 +71,8 @@ def _load_source(src, cfg) -> CorpusStore:
         return load_mmarco_corpus(src, cache_root(cfg))
     if kind == "flores":
         return load_flores_pairs(src, cfg.paths.get("data_root"))
+    if kind == "inverse_cloze":  # automatically generated queries (data/ict_queries.py)
+        return load_inverse_cloze(src, cfg.paths.get("data_root"))
     raise ConfigError("data.sources.kind", f"unknown source kind {kind!r}; one of {', '.join(SOURCE_KINDS)}")
 
 

@@ -2,10 +2,15 @@
 
 The recipe writes into the output folder it is given; the run store keys that folder by what the stage
 depends on (``hybrid_sweep.runs.store.stage_cache_dir``) and computes it once for every fine-tuning run
-that starts from it (other seeds, other samplers). Text: the passages of the training data in the chosen languages (offline), or a
-``datasets`` source per language (Wikipedia / CC-100 style) for users with internet.
+that starts from it (other seeds, other samplers).
 
 Languages: ``base_languages`` always, plus the first ``n_low_resource`` of ``low_resource`` (the axis).
+Text (``text_source``): ``flores`` (real FLORES-200 sentences) or ``synthetic`` (a fresh synthetic sample),
+both separate from the fine-tuning passages (``data.pretrain_text``); ``training_data`` (the training
+corpus's passages, kept for comparison; not separate) or ``hub`` (a ``datasets`` source per language).
+
+MLM head: where the encoder's checkpoint has one (a ``*ForMaskedLM`` save), it is loaded with its weights
+and trained on; otherwise a fresh head is initialised and the log says so. ``pretrain.json`` records which.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
 from hybrid_sweep.config.stages import PretrainConfig
 from hybrid_sweep.data.hub_sources import load_hub_dataset
+from hybrid_sweep.data.pretrain_text import flores_texts, synthetic_texts
 from hybrid_sweep.data.train_loading import load_training_data, vocabulary_texts
 from hybrid_sweep.encoders import build_encoder
 from hybrid_sweep.errors import ConfigError, DataError
@@ -29,6 +35,7 @@ from hybrid_sweep.io import write_text
 from hybrid_sweep.training.distributed import training_device
 
 log = logging.getLogger(__name__)
+TEXT_SOURCES = ("flores", "synthetic", "training_data", "hub")
 
 
 def pretrain_languages(p) -> list[str]:
@@ -37,7 +44,15 @@ def pretrain_languages(p) -> list[str]:
 
 
 def _texts(cfg, corpora, langs: list[str]) -> dict[str, list[str]]:
-    src = cfg.pretrain.get("text_source", "training_data")
+    p = cfg.pretrain
+    src = p.get("text_source", "training_data")
+    limit = p.get("max_texts_per_language")
+    if src == "flores":
+        return flores_texts(langs, p.get("text_split", "train"), cfg.paths.get("data_root"), limit)
+    if src == "synthetic":
+        out = synthetic_texts(OmegaConf.to_container(cfg.synthetic, resolve=True), langs,
+                              int(p.get("text_articles", 60)), int(p.get("text_seed", 1)))
+        return {lang: ts[:limit] if limit else ts for lang, ts in out.items()}
     if src == "training_data":
         out: dict[str, list[str]] = {}
         for c in corpora:
@@ -49,14 +64,44 @@ def _texts(cfg, corpora, langs: list[str]) -> dict[str, list[str]]:
     if src == "hub":
         out = {}
         for lang in langs:
-            if lang not in cfg.pretrain.hub:
+            if lang not in p.hub:
                 raise ConfigError("pretrain.hub", f"no text source for language {lang!r}")
-            spec = dict(cfg.pretrain.hub[lang])
-            field, limit = spec.pop("text_field", "text"), spec.pop("max_texts", None)
+            spec = dict(p.hub[lang])
+            field, n = spec.pop("text_field", "text"), spec.pop("max_texts", None)
             rows = load_hub_dataset(spec, lang)
-            out[lang] = [r[field] for i, r in enumerate(rows) if limit is None or i < limit]
+            out[lang] = [r[field] for i, r in enumerate(rows) if n is None or i < n]
         return out
-    raise ConfigError("pretrain.text_source", f"unknown source {src!r}; training_data or hub")
+    raise ConfigError("pretrain.text_source", f"unknown source {src!r}; one of {', '.join(TEXT_SOURCES)}")
+
+
+def masked_lm(base: torch.nn.Module) -> tuple[torch.nn.Module, str]:
+    """``base`` (the encoder's transformer) with an MLM head: ``(model, "checkpoint")`` when the folder
+    it was loaded from holds a head, else ``(model, "fresh")``. The body always carries ``base``'s weights."""
+    source = str(getattr(base.config, "_name_or_path", "") or "")
+    mlm, head = None, "fresh"
+    if source:  # a local folder, or a hub id (the encoder was just loaded from it: in the hub cache)
+        try:
+            mlm, info = AutoModelForMaskedLM.from_pretrained(source, output_loading_info=True)
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("no masked-LM model in %s (%s)", source, str(err).splitlines()[0])
+        else:
+            prefix = mlm.base_model_prefix + "."
+            missing_head = [k for k in info["missing_keys"] if not k.startswith(prefix)]
+            if missing_head:
+                log.warning("checkpoint %s has no complete MLM head (missing %s)", source, missing_head[:3])
+                mlm = None
+            else:
+                head = "checkpoint"
+    if mlm is None:
+        log.warning("continued pre-training with a freshly initialised MLM head (the encoder's checkpoint has none)")
+        mlm = AutoModelForMaskedLM.from_config(base.config)
+    else:
+        log.info("continued pre-training keeps the MLM head of %s", source)
+    body = {k: v for k, v in base.state_dict().items() if not k.startswith("pooler.")}
+    result = mlm.base_model.load_state_dict(body, strict=False)
+    if result.missing_keys:
+        raise DataError(source or "encoder", f"the MLM model's body lacks {result.missing_keys[:3]}")
+    return mlm, head
 
 
 def continued_mlm(cfg, out: Path) -> None:
@@ -68,18 +113,18 @@ def continued_mlm(cfg, out: Path) -> None:
     device = training_device(cfg.encoder.get("device"))  # cuda that does not work: one ConfigError
     encoder = build_encoder(OmegaConf.merge(cfg.encoder, {"device": device}), vocabulary_texts(cfg, corpora),
                             out / "init_model")
-    texts = [t for lang, ts in sorted(_texts(cfg, corpora, langs).items()) for t in ts]
+    by_lang = _texts(cfg, corpora, langs)
+    texts = [t for lang, ts in sorted(by_lang.items()) for t in ts]
     if not texts:
         raise DataError(str(out), f"no pre-training text in languages {langs}")
     base = encoder.model[0].auto_model
     tokenizer = encoder.model[0].tokenizer
     torch.manual_seed(p.seed)
-    mlm = AutoModelForMaskedLM.from_config(base.config)
-    mlm.base_model.load_state_dict(base.state_dict(), strict=False)
+    mlm, head = masked_lm(base)
     mlm.to(encoder.device).train()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=encoder.device.type == "cuda")
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=p.mlm_probability)  # masks from torch.manual_seed
-    optimizer = torch.optim.AdamW(mlm.parameters(), lr=p.lr, weight_decay=0.01, fused=True)
+    optimizer = torch.optim.AdamW(mlm.parameters(), lr=p.lr, weight_decay=0.01)
     rng = np.random.default_rng(p.seed)
     start, records = time.perf_counter(), []
     for step in range(p.max_steps):
@@ -97,4 +142,6 @@ def continued_mlm(cfg, out: Path) -> None:
     base.load_state_dict(mlm.base_model.state_dict(), strict=False)
     encoder.save(out / "model")
     write_text(out / "pretrain_log.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    write_text(out / "pretrain.json", json.dumps({"languages": langs, "texts": len(texts), "steps": p.max_steps}))
+    write_text(out / "pretrain.json", json.dumps({
+        "languages": langs, "texts": len(texts), "texts_per_language": {k: len(v) for k, v in sorted(by_lang.items())},
+        "text_source": p.get("text_source"), "steps": p.max_steps, "lr": p.lr, "lm_head": head}))
