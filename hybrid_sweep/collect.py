@@ -106,8 +106,10 @@ def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame
         info = rd.info()
         status = rd.status()
         error = (rd.path / "FAILED").read_text().strip().splitlines()[-1] if status == "failed" else None
+        summary = _json(rd.path / "train_summary.json")
         row = {"run_id": rd.id, "status": status, "error": error,
-               **axis_values(cfg, _json(rd.path / "train_summary.json")),
+               "pairs": ",".join(f"{x}-{y}" for x, y in summary["pairs"]) if summary.get("pairs") else None,
+               **axis_values(cfg, summary),
                **{k: info.get(k) for k in ("sweep", "overrides", "config_hash", "git_commit", "versions", "device")},
                **_json(rd.path / "stages.json")}
         row["variant"] = " ".join(sorted(o for o in (info.get("overrides") or "").split() if is_condition_override(o)))

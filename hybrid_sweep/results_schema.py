@@ -26,10 +26,13 @@ METADATA_KEY = b"hybrid_sweep"
 
 # Metric rows (each run's metrics.parquet, and the first columns of results.parquet).
 METRIC_COLUMNS = {"benchmark": "string", "setting": "string", "query_lang": "string", "doc_lang": "string",
-                  "metric": "string", "value": "float", "n_queries": "integer", "n_skipped": "integer"}
+                  "metric": "string", "value": "float", "n_queries": "integer", "n_skipped": "integer",
+                  "depth": "string"}
 RUN_COLUMNS = {"run_id": "string", "status": "string", "error": "string", "sweep": "string",
                "overrides": "string", "config_hash": "string", "git_commit": "string", "versions": "string",
-               "device": "string", "variant": "string"}  # runs.parquet adds the axes and <stage>_s wall times
+               "device": "string", "variant": "string",
+               "pairs": "string"}  # the resolved training pairs "X-Y,..."; runs.parquet adds the axes and <stage>_s
+
 ALLOWED = {"setting": ("mono", "cross", "multi"),
            "status": ("done", "failed", "interrupted", "running", "pending")}
 KINDS = {"string": pd.api.types.is_object_dtype, "float": pd.api.types.is_float_dtype,

@@ -79,6 +79,9 @@ def test_multirun_collect_rerun_skips(tmp_path):
     runs = pd.read_parquet(tmp_path / "runs.parquet")
     assert list(runs.status) == ["done", "done"]
     assert runs.train_langs.str.count(",").eq(5).all() and runs.n_train_langs.eq(6).all()
+    for _, r in runs.iterrows():  # the resolved pair list of each run, as its trainer recorded it
+        summary = json.loads((tmp_path / "runs" / r.run_id / "train_summary.json").read_text())
+        assert r.pairs.split(",") == [f"{x}-{y}" for x, y in summary["pairs"]] and len(summary["pairs"]) == 30
     tables = ("runs/*/DONE", "results.parquet", "runs.parquet", "analysis/report.md")
     stamps = {p: p.stat().st_mtime_ns for pattern in tables for p in tmp_path.glob(pattern)}
     assert len(stamps) == 5
