@@ -93,6 +93,11 @@ def test_bad_arguments_name_the_field():
         exact_topk(np.full((1, 4), np.nan, np.float32), q, 1)
 
 
+needs_faiss = pytest.mark.skipif(importlib.util.find_spec("faiss") is None,
+                                 reason="faiss not installed (the `cpu` or `gpu` extra)")
+
+
+@needs_faiss
 def test_faiss_flat_equals_torch():
     rng = np.random.default_rng(4)
     q, d = rng.standard_normal((30, 24)).astype(np.float32), rng.standard_normal((2000, 24)).astype(np.float16)
@@ -102,11 +107,13 @@ def test_faiss_flat_equals_torch():
     np.testing.assert_allclose(f_v, t_v, rtol=1e-5, atol=1e-5)
 
 
+@needs_faiss
 def test_faiss_flat_resolves_ties_by_index():
     q, d = tied_embeddings(np.random.default_rng(5), 20, 300, 4, levels=1)
     np.testing.assert_array_equal(exact_topk(q, d, 15, backend="faiss_flat")[1], reference_topk(q, d, 15)[1])
 
 
+@needs_faiss
 @pytest.mark.parametrize("backend", ["faiss_ivf", "faiss_hnsw"])
 def test_approximate_backends_find_most_true_neighbours(backend):
     rng = np.random.default_rng(6)
