@@ -6,7 +6,7 @@ import pytest
 
 import pyarrow as pa
 
-from hybrid_sweep.data.train_loading import apply_budgets
+from hybrid_sweep.data.corpus_loading import apply_budgets
 from hybrid_sweep.data.corpus_store import store_from_batches
 from hybrid_sweep.data.training import Example, TrainCorpus, TrainGroup, corpus_to_store
 from hybrid_sweep.errors import ConfigError
@@ -239,7 +239,7 @@ def test_mono_languages_all_or_only_those_of_the_pairs():
 def test_pair_design_keys_from_the_config():
     """sampler.pair_kind / pair_draw / mono_languages reach the sampler; the resolved pairs are what
     results carry (``sampler.pairs``); validation always uses every pair."""
-    from hybrid_sweep.data.train_loading import load_training_data
+    from hybrid_sweep.data.corpus_loading import load_training_data
     from hybrid_sweep.sampling.configured import sampler_from_config
     from tests.conftest import compose
 

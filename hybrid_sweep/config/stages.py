@@ -246,7 +246,7 @@ class EvalConfig:
 
     def check(self, key: str) -> None:
         _one_of(f"{key}.kind", self.kind, ("pooled", "retrieval", "flores", "mteb"))
-        from hybrid_sweep.data.loading import validate_eval_config
+        from hybrid_sweep.data.benchmark_loading import validate_eval_config
 
         try:
             validate_eval_config(self)
