@@ -1,6 +1,6 @@
 """Train an encoder with hybrid batches (Hydra app).
 
-    python -m hybrid_sweep.train encoder=<preset> data=<source> sampler=<hybrid|mono|cross|multi> \
+    python -m hybrid_sweep.train encoder=<preset> data=<source> sampler=<hybrid|mono|cross|mixed> \
         train.max_steps=N output_dir=<dir>
 
 Writes train_log.jsonl, checkpoints/ (resumable) and model/ (a sentence-transformers folder). Several

@@ -117,7 +117,7 @@ class RatioConfig:
 
     mono: float = setting(0.5, axis="ratio_mono", scale="linear")
     cross: float = setting(0.5, axis="ratio_cross", scale="linear")
-    multi: float = setting(0.0, axis="ratio_multi", scale="linear")
+    mixed: float = setting(0.0, axis="ratio_mixed", scale="linear")
 
 
 @dataclass
