@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from hybrid_sweep.data.corpus_loading import load_training_data, split_holdout
 from hybrid_sweep.data.hub_sources import load_hub_corpus
 from hybrid_sweep.data.lareqa import load_lareqa
-from hybrid_sweep.data.corpus_loading import load_training_data, split_holdout
 from hybrid_sweep.data.training import corpus_from_benchmark, corpus_from_rows, file_store, read_rows
 from hybrid_sweep.errors import ConfigError, DataError
 from tests.conftest import compose
