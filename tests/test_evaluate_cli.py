@@ -66,6 +66,15 @@ def test_schema_errors_are_one_line_and_leave_no_output_dir(tmp_path, override, 
     assert not (tmp_path / "new").exists()
 
 
+def test_unwritable_output_dir_is_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    res = _run(f"output_dir={blocker / 'sub' / 'ev'}")
+    assert res.returncode == 2
+    assert res.stderr.strip() == f"error: output_dir: cannot write to {blocker / 'sub' / 'ev'} (Not a directory)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
 def test_offline_without_data_root_names_the_variable(tmp_path, monkeypatch):
     monkeypatch.setattr(download, "LAREQA_URL", "http://127.0.0.1:9/{commit}/{folder}/{lang}.json")
     with pytest.raises(DataError, match=f"set {download.ENV_VAR}="):
