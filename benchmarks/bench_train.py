@@ -24,7 +24,7 @@ import torch
 from benchmarks import train_throughput
 from benchmarks.common import ROOT, machine
 from hybrid_sweep.cli import quiet_libraries
-from hybrid_sweep.data.train_loading import load_training_data
+from hybrid_sweep.data.corpus_loading import load_training_data
 from hybrid_sweep.encoders import build_encoder
 from hybrid_sweep.training.grad_cache import grad_cache_step, plain_step
 from hybrid_sweep.training.loss import info_nce

@@ -112,15 +112,21 @@ def _exit(message: str) -> None:
     sys.exit(EXIT_USER_ERROR)
 
 
-def check_output_root(argv: list[str], key: str = "results_root") -> None:
+def check_output_root(argv: list[str], key: str = "results_root", create: bool = True) -> None:
     """Hydra creates its log folder under the results root before any of our code runs: check that the
-    root can be created, so an unwritable one is one line rather than a traceback."""
+    root can be created, so an unwritable one is one line rather than a traceback. ``create=False`` (the
+    single-stage CLIs, whose output folder appears only once the config is valid): check the nearest
+    existing parent instead, leaving the folder uncreated."""
     for arg in argv[1:]:
         if arg.startswith(f"{key}="):
             root = Path(arg.split("=", 1)[1]).expanduser()
+            probe = root if create else next((p for p in (root, *root.absolute().parents) if p.exists()), root)
             try:
-                root.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryFile(dir=root):  # an existing but read-only root fails here
+                if create:
+                    root.mkdir(parents=True, exist_ok=True)
+                elif not probe.is_dir():
+                    raise NotADirectoryError(20, "Not a directory")
+                with tempfile.TemporaryFile(dir=probe):  # an existing but read-only folder fails here
                     pass
             except OSError as err:
                 _exit(f"{key}: cannot write to {root} ({err.strerror or type(err).__name__})")

@@ -1,6 +1,6 @@
 """Train an encoder with hybrid batches (Hydra app).
 
-    python -m hybrid_sweep.train encoder=<preset> data=<source> sampler=<hybrid|mono|cross|multi> \
+    python -m hybrid_sweep.train encoder=<preset> data=<source> sampler=<hybrid|mono|cross|mixed> \
         train.max_steps=N output_dir=<dir>
 
 Writes train_log.jsonl, checkpoints/ (resumable) and model/ (a sentence-transformers folder). Several
@@ -15,14 +15,15 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from hybrid_sweep.cli import CONF_DIR, check_no_secrets, quiet_libraries, user_errors
+from hybrid_sweep.cli import CONF_DIR, quiet_libraries, user_errors
+from hybrid_sweep.config import load
 from hybrid_sweep.io import write_text
 
 
 @hydra.main(config_path=CONF_DIR, config_name="train", version_base="1.3")
 @user_errors
 def main(cfg: DictConfig) -> None:
-    check_no_secrets(cfg)
+    cfg = load(cfg, "train")  # the typed schema: one error naming the key, before anything is written
     quiet_libraries()
     from hybrid_sweep.tracking import make_tracker
     from hybrid_sweep.training import distributed as dist
@@ -50,5 +51,5 @@ if __name__ == "__main__":
     from hybrid_sweep.cli import check_output_root, check_overrides
 
     check_overrides(sys.argv)
-    check_output_root(sys.argv, "output_dir")
+    check_output_root(sys.argv, "output_dir", create=False)
     main()

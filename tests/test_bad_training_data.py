@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from omegaconf import open_dict
 
-from hybrid_sweep.data.train_loading import load_training_data
+from hybrid_sweep.data.corpus_loading import load_training_data
 from hybrid_sweep.errors import ConfigError, DataError
 from hybrid_sweep.sampling.configured import sampler_from_config
 from tests.conftest import ROOT, compose

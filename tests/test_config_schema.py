@@ -104,8 +104,9 @@ def test_base_presets_repeat_the_declared_defaults(cls, file):
     ("+sampler.temprature=1", r"^sampler.temprature: unknown key \(declared: ratio, n_pairs"),
     ("train.batch_size=abc", r"^train.batch_size: Value 'abc' of type 'str' could not be converted to Integer"),
     ("train.batch_size=1", r"^train.batch_size: must be >= 2"),
-    ("sampler.ratio.mono=0.9", r"^sampler.ratio: mono/cross/multi must be >= 0 and sum to 1"),
+    ("sampler.ratio.mono=0.9", r"^sampler.ratio: mono/cross/mixed must be >= 0 and sum to 1"),
     ("sampler.n_pairs=0", r"^sampler.n_pairs: must be >= 1 or null"),
+    ("+sampler.ratio.multi=0.5", r"^sampler.ratio.multi: unknown key \(declared: mono, cross, mixed\)"),
     ("encoder.pooling=max", r"^encoder.pooling: must be one of mean, cls, got 'max'"),
     ("evals.synthetic.subset.articles=0", r"^evals.synthetic.subset.articles: must be a positive integer"),
     ("resources.start=thread", r"^resources.start: must be one of fork, spawn"),
@@ -138,6 +139,10 @@ def test_two_spellings_of_one_mix_are_one_run():
     assert run_id(compose("sampler=mono")) == run_id(compose("+ratio=mono"))
     assert run_id(compose("sampler=cross", "+ratio=hybrid")) == run_id(compose("sampler=hybrid"))
     assert run_id(compose("sampler=mono")) != run_id(compose("sampler=cross"))
+    mixed = compose("sampler=mixed")
+    assert run_id(mixed) == run_id(compose("+ratio=mixed"))
+    assert dict(mixed.sampler.ratio) == {"mono": 0.0, "cross": 0.0, "mixed": 1.0}
+    assert axis_values(mixed)["ratio_mixed"] == 1.0 and axis_values(mixed)["sampler"] == "mixed"
 
 
 def test_mix_label_comes_from_the_ratio():
@@ -145,7 +150,7 @@ def test_mix_label_comes_from_the_ratio():
     for preset in sorted(p.stem for p in (ROOT / "conf" / "ratio").glob("*.yaml")):
         assert axis_values(compose(f"+ratio={preset}"))["sampler"] == preset
     odd = axis_values(compose("sampler.ratio.mono=0.6", "sampler.ratio.cross=0.4"))
-    assert odd["sampler"] == "mono=0.6,cross=0.4,multi=0" and odd["ratio_mono"] == 0.6
+    assert odd["sampler"] == "mono=0.6,cross=0.4,mixed=0" and odd["ratio_mono"] == 0.6
 
 
 # --- marks drive everything --------------------------------------------------------------------------------

@@ -50,6 +50,31 @@ def test_bad_config_is_one_line_and_nothing_written(tmp_path, override, message)
     assert not (out / "metrics.parquet").exists() and not (out / "config.yaml").exists()
 
 
+@pytest.mark.parametrize("override, message", [
+    ("+encoder.max_len=64", "error: encoder.max_len: unknown key (declared: name, kind, path,"),
+    ("+outputdir=x", "error: outputdir: unknown key (declared: paths, synthetic, encoder, eval, output_dir, overwrite)"),
+    ("encoder.max_length=long", "error: encoder.max_length: Value 'long' of type 'str' could not be converted to Integer"),
+    ("encoder.pooling=max", "error: encoder.pooling: must be one of mean, cls, got 'max'"),
+])
+def test_schema_errors_are_one_line_and_leave_no_output_dir(tmp_path, override, message):
+    """The CLI validates through the typed schema (``config.load(cfg, "evaluate")``) before anything is
+    written: not even the output folder appears."""
+    out = tmp_path / "new" / "ev"
+    res = _run(f"output_dir={out}", override)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()] and res.stderr.startswith(message), res.stderr
+    assert not (tmp_path / "new").exists()
+
+
+def test_unwritable_output_dir_is_one_line(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    res = _run(f"output_dir={blocker / 'sub' / 'ev'}")
+    assert res.returncode == 2
+    assert res.stderr.strip() == f"error: output_dir: cannot write to {blocker / 'sub' / 'ev'} (Not a directory)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
 def test_offline_without_data_root_names_the_variable(tmp_path, monkeypatch):
     monkeypatch.setattr(download, "LAREQA_URL", "http://127.0.0.1:9/{commit}/{folder}/{lang}.json")
     with pytest.raises(DataError, match=f"set {download.ENV_VAR}="):

@@ -11,7 +11,7 @@ from tests.test_sampler import sampler
 
 
 def test_same_batches_in_order_as_direct_draws_and_resume():
-    s = sampler(seed=4, ratio={"mono": 0.4, "cross": 0.4, "multi": 0.2})
+    s = sampler(seed=4, ratio={"mono": 0.4, "cross": 0.4, "mixed": 0.2})
     with Prefetcher(s.batch_at, start=0, depth=3) as pf:
         got = [next(pf) for _ in range(25)]
         assert pf.next_step == 25

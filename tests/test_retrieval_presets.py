@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from hybrid_sweep.data.loading import load_retrieval_tasks
+from hybrid_sweep.data.benchmark_loading import load_retrieval_tasks
 from hybrid_sweep.errors import ConfigError
 from tests.retrieval_fixtures import mteb_subset, write_beir, write_mteb_repo
 from tests.conftest import ROOT, compose

@@ -6,7 +6,7 @@ import pytest
 
 import pyarrow as pa
 
-from hybrid_sweep.data.train_loading import apply_budgets
+from hybrid_sweep.data.corpus_loading import apply_budgets
 from hybrid_sweep.data.corpus_store import store_from_batches
 from hybrid_sweep.data.training import Example, TrainCorpus, TrainGroup, corpus_to_store
 from hybrid_sweep.errors import ConfigError
@@ -28,14 +28,14 @@ def sampler(corpora=None, ratio=None, **kw):
 
 
 def test_mode_frequencies_converge_to_ratio():
-    s = sampler(ratio={"mono": 0.2, "cross": 0.5, "multi": 0.3})
+    s = sampler(ratio={"mono": 0.2, "cross": 0.5, "mixed": 0.3})
     counts = collections.Counter(s.batch_at(i).mode for i in range(3000))
-    for mode, p in (("mono", 0.2), ("cross", 0.5), ("multi", 0.3)):
+    for mode, p in (("mono", 0.2), ("cross", 0.5), ("mixed", 0.3)):
         assert abs(counts[mode] / 3000 - p) < 0.03
 
 
 def test_batch_composition_per_mode():
-    s = sampler(ratio={"mono": 1 / 3, "cross": 1 / 3, "multi": 1 / 3}, n_negatives=2)
+    s = sampler(ratio={"mono": 1 / 3, "cross": 1 / 3, "mixed": 1 / 3}, n_negatives=2)
     seen = set()
     for i in range(300):
         b = s.batch_at(i)
@@ -51,7 +51,7 @@ def test_batch_composition_per_mode():
             assert it.query.endswith(it.query_lang) and it.positive.endswith(it.passage_lang)
             assert len(it.negatives) == 2 and all(f"-{it.passage_lang}-" in n for n in it.negatives)
         assert len({it.group for it in b.items}) == len(b.items)  # no parallel false negatives
-    assert seen == {"mono", "cross", "multi"}
+    assert seen == {"mono", "cross", "mixed"}
 
 
 def test_nested_pairs_and_only_active_pairs_used():
@@ -226,11 +226,11 @@ def test_pair_draw_per_seed_varies_with_the_training_seed():
 
 
 def test_mono_languages_all_or_only_those_of_the_pairs():
-    s = sampler(n_pairs=1, pair_seed=7, mono_langs="pairs", ratio={"mono": 0.5, "multi": 0.5})
+    s = sampler(n_pairs=1, pair_seed=7, mono_langs="pairs", ratio={"mono": 0.5, "mixed": 0.5})
     in_pairs = set(s.pairs[0])
     used = {it.query_lang for i in range(200) for it in s.batch_at(i).items}
     assert used == in_pairs and s.mono_languages == sorted(in_pairs)
-    everyone = sampler(n_pairs=1, pair_seed=7, ratio={"mono": 0.5, "multi": 0.5})
+    everyone = sampler(n_pairs=1, pair_seed=7, ratio={"mono": 0.5, "mixed": 0.5})
     assert {it.query_lang for i in range(200) for it in everyone.batch_at(i).items} == set(LANGS)
     with pytest.raises(ConfigError, match="^sampler.mono_languages: unknown value 'some'"):
         sampler(mono_langs="some")
@@ -239,7 +239,7 @@ def test_mono_languages_all_or_only_those_of_the_pairs():
 def test_pair_design_keys_from_the_config():
     """sampler.pair_kind / pair_draw / mono_languages reach the sampler; the resolved pairs are what
     results carry (``sampler.pairs``); validation always uses every pair."""
-    from hybrid_sweep.data.train_loading import load_training_data
+    from hybrid_sweep.data.corpus_loading import load_training_data
     from hybrid_sweep.sampling.configured import sampler_from_config
     from tests.conftest import compose
 

@@ -14,7 +14,7 @@ from hybrid_sweep.data.benchmark import Benchmark
 from hybrid_sweep.data.ict_queries import ICT_PREFIX, inverse_cloze_corpus
 from hybrid_sweep.data.languages import flores_code, resource_class
 from hybrid_sweep.data.lareqa import parse_lareqa
-from hybrid_sweep.data.train_loading import load_training_data
+from hybrid_sweep.data.corpus_loading import load_training_data
 from hybrid_sweep.runs.store import stage_cache_dir
 from hybrid_sweep.sampling.configured import sampler_from_config
 from hybrid_sweep.sampling.pairs import active_pairs, mono_languages

@@ -2,6 +2,8 @@
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -9,10 +11,9 @@ from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
 
 from hybrid_sweep.errors import ConfigError
-
-from hybrid_sweep.evaluate import run_evaluation
+from hybrid_sweep.evaluation.pipeline import run_evaluation
 from hybrid_sweep.training import trainer
-from tests.conftest import compose
+from tests.conftest import ROOT, compose
 
 FAST = ("encoder.progress=false", "train.batch_size=16", "train.eval_every=5", "train.save_every=5",
         "train.val_batches=1", "encoder.tiny.hidden=32", "encoder.tiny.intermediate=64")
@@ -183,3 +184,20 @@ def test_throughput_benchmark_smoke(tmp_path, monkeypatch):
     per_seq = lambda s: s * (6 * n + 12 * layers * d * s)  # noqa: E731
     model = train_throughput.build("smoke", "cpu")
     assert train_throughput.flops_per_example(model, 32, 128) == per_seq(32) + 2 * per_seq(128)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+train.learning_rate=1e-4", "error: train.learning_rate: unknown key (declared: "),
+    ("+sampler.temprature=1", "error: sampler.temprature: unknown key (declared: ratio, n_pairs"),
+    ("train.batch_size=abc", "error: train.batch_size: Value 'abc' of type 'str' could not be converted to Integer"),
+    ("train.batch_size=1", "error: train.batch_size: must be >= 2"),
+])
+def test_cli_schema_errors_are_one_line_and_leave_no_output_dir(tmp_path, override, message):
+    """``python -m hybrid_sweep.train`` validates through the typed schema (``config.load(cfg, "train")``)
+    before anything is written: not even the output folder appears."""
+    out = tmp_path / "new" / "run"
+    res = subprocess.run([sys.executable, "-m", "hybrid_sweep.train", f"output_dir={out}", override],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()] and res.stderr.startswith(message), res.stderr
+    assert not (tmp_path / "new").exists()

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from hybrid_sweep.data.corpus_loading import load_training_data, split_holdout
 from hybrid_sweep.data.hub_sources import load_hub_corpus
 from hybrid_sweep.data.lareqa import load_lareqa
-from hybrid_sweep.data.train_loading import load_training_data, split_holdout
 from hybrid_sweep.data.training import corpus_from_benchmark, corpus_from_rows, file_store, read_rows
 from hybrid_sweep.errors import ConfigError, DataError
 from tests.conftest import compose
@@ -116,7 +116,7 @@ def test_pivot_makes_swim_ir_style_data():
 def test_tiny_vocabulary_covers_languages_outside_training():
     """A new tiny encoder's vocabulary is built from every language the sources hold (as a multilingual
     tokenizer's would be), unless encoder.tiny.vocab_from=training_languages."""
-    from hybrid_sweep.data.train_loading import vocabulary_texts
+    from hybrid_sweep.data.corpus_loading import vocabulary_texts
     from hybrid_sweep.encoders.tiny import build_tokenizer
 
     cfg = compose("+langs=syn2", config_name="train")  # trains on qla, qca only
@@ -135,7 +135,7 @@ def test_tiny_vocabulary_covers_languages_outside_training():
 
 
 def corpora_all(cfg):
-    from hybrid_sweep.data.train_loading import load_source
+    from hybrid_sweep.data.corpus_loading import load_source
 
     return [g for src in cfg.data.sources for g in load_source(src, cfg).groups]
 

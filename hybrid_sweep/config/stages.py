@@ -117,7 +117,7 @@ class RatioConfig:
 
     mono: float = setting(0.5, axis="ratio_mono", scale="linear")
     cross: float = setting(0.5, axis="ratio_cross", scale="linear")
-    multi: float = setting(0.0, axis="ratio_multi", scale="linear")
+    mixed: float = setting(0.0, axis="ratio_mixed", scale="linear")
 
 
 @dataclass
@@ -253,7 +253,7 @@ class EvalConfig:
 
     def check(self, key: str) -> None:
         _one_of(f"{key}.kind", self.kind, ("pooled", "retrieval", "flores", "mteb"))
-        from hybrid_sweep.data.loading import validate_eval_config
+        from hybrid_sweep.data.benchmark_loading import validate_eval_config
 
         try:
             validate_eval_config(self)

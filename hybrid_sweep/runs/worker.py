@@ -49,7 +49,7 @@ def _train_stage(cfg, run_dir: Path, tracker) -> Path | None:
 
 def _eval_stage(cfg, run_dir: Path, model_dir: Path | None) -> None:
     from hybrid_sweep.encoders import build_encoder, from_folder
-    from hybrid_sweep.evaluate import run_evaluation
+    from hybrid_sweep.evaluation.pipeline import run_evaluation
 
     encoder = None
     train_languages = _train_languages(cfg, run_dir)
@@ -94,7 +94,7 @@ def preload() -> None:
     import sentence_transformers  # noqa: F401
 
     import hybrid_sweep.encoders.e5_q4  # noqa: F401
-    import hybrid_sweep.evaluate  # noqa: F401
+    import hybrid_sweep.evaluation.pipeline  # noqa: F401
     import hybrid_sweep.tracking  # noqa: F401
     import hybrid_sweep.training.pretrain  # noqa: F401
     import hybrid_sweep.training.trainer  # noqa: F401

@@ -22,7 +22,7 @@ def sampler_from_config(cfg, corpora, languages: list[str], seed: int, validatio
 def _servable(ratio: dict, corpora) -> dict:
     """Validation batches of the modes the held-out corpus can serve (a translation-pair set has no mono
     batches), renormalised; training keeps its ratio and refuses a mode no source serves."""
-    can = {"mono": any(not c.cross_only for c in corpora), "multi": any(not c.cross_only for c in corpora),
+    can = {"mono": any(not c.cross_only for c in corpora), "mixed": any(not c.cross_only for c in corpora),
            "cross": any(c.parallel for c in corpora)}
     kept = {m: float(p) for m, p in ratio.items() if can.get(m) and float(p) > 0}
     total = sum(kept.values())

@@ -2,12 +2,12 @@
 
 Every step draws one global batch, independently and reproducibly from ``(seed, step)``:
 
-1. a mode with probabilities ``ratio = {mono, cross, multi}``:
+1. a mode with probabilities ``ratio = {mono, cross, mixed}``:
    - ``mono``: one language, uniform over the mono languages; every query and passage in it;
    - ``cross``: per example one ordered pair (X, Y), X != Y, uniform over the active pairs;
-   - ``multi``: per example one language, uniform; query and passage in it (languages mixed);
+   - ``mixed``: per example one language, uniform; query and passage in it (languages mixed);
 2. a corpus among those that can serve the mode, in proportion to its number of examples (rows with a
-   query) or to the given ``weights``: non-parallel sets (English-only) serve mono / multi only,
+   query) or to the given ``weights``: non-parallel sets (English-only) serve mono / mixed only,
    translation-pair sets (FLORES, SWIM-IR cross-lingual) cross only, so a mix of sources gives hybrid
    batches wherever both kinds exist. If no weighted corpus can serve the mode and all are non-parallel,
    the batch is monolingual and the drawn mode is recorded as ``requested``;
@@ -40,7 +40,7 @@ from hybrid_sweep.errors import ConfigError
 from hybrid_sweep.sampling.index import CorpusIndex
 from hybrid_sweep.sampling.pairs import active_pairs, mono_languages, ordered_pairs
 
-MODES = ("mono", "cross", "multi")
+MODES = ("mono", "cross", "mixed")
 
 
 def _draw(rng: np.random.Generator, probs: np.ndarray) -> int:
@@ -99,13 +99,13 @@ class HybridBatchSampler:
     def check_ratio(ratio: dict) -> np.ndarray:
         unknown = set(ratio) - set(MODES)
         if unknown:
-            raise ConfigError("sampler.ratio", f"unknown mode {sorted(unknown)[0]!r}; use mono, cross, multi")
+            raise ConfigError("sampler.ratio", f"unknown mode {sorted(unknown)[0]!r}; use mono, cross, mixed")
         try:
             p = np.array([float(ratio.get(m, 0.0)) for m in MODES])
         except (TypeError, ValueError):
-            raise ConfigError("sampler.ratio", f"mono/cross/multi must be numbers, got {dict(ratio)}") from None
+            raise ConfigError("sampler.ratio", f"mono/cross/mixed must be numbers, got {dict(ratio)}") from None
         if (p < 0).any() or not np.isclose(p.sum(), 1.0, atol=1e-6):
-            raise ConfigError("sampler.ratio", f"mono/cross/multi must be >= 0 and sum to 1, got {dict(zip(MODES, p.tolist()))}")
+            raise ConfigError("sampler.ratio", f"mono/cross/mixed must be >= 0 and sum to 1, got {dict(zip(MODES, p.tolist()))}")
         return p / p.sum()
 
     def _corpus_weights(self, weights) -> np.ndarray:

@@ -6,7 +6,7 @@
   ``pair_seed`` alone (every training seed sees the same pairs), ``draw: per_seed`` with
   (``pair_seed``, training seed), so seed-to-seed variation includes which pairs were drawn.
 - the first ``n_pairs`` of that order are active, so a smaller set is a prefix of a larger one (nested).
-- ``mono_languages``: mono / multi batches use ``all`` training languages, or only those in the active
+- ``mono_languages``: mono / mixed batches use ``all`` training languages, or only those in the active
   ``pairs``.
 """
 

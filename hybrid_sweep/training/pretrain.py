@@ -26,9 +26,9 @@ from omegaconf import OmegaConf
 from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
 from hybrid_sweep.config.stages import PretrainConfig
+from hybrid_sweep.data.corpus_loading import load_training_data, vocabulary_texts
 from hybrid_sweep.data.hub_sources import load_hub_dataset
 from hybrid_sweep.data.pretrain_text import flores_texts, synthetic_texts
-from hybrid_sweep.data.train_loading import load_training_data, vocabulary_texts
 from hybrid_sweep.encoders import build_encoder
 from hybrid_sweep.errors import ConfigError, DataError
 from hybrid_sweep.io import write_text

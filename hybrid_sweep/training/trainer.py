@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from hybrid_sweep.data.train_loading import load_training_data, vocabulary_texts
+from hybrid_sweep.data.corpus_loading import load_training_data, vocabulary_texts
 from hybrid_sweep.encoders import build_encoder, from_folder
 from hybrid_sweep.errors import ConfigError, HybridSweepError
 from hybrid_sweep.faults import fault_point
