@@ -1,4 +1,6 @@
+import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,15 @@ def compose(*overrides: str, config_name: str = "evaluate"):
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface (process-group rendezvous in tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_log(run_dir: Path) -> list[dict]:
+    """The records of a training run's train_log.jsonl."""
+    return [json.loads(line) for line in (Path(run_dir) / "train_log.jsonl").read_text().splitlines()]

@@ -3,33 +3,21 @@ every collective sees a tensor on the training device, collectives run even at w
 bucketed all-reduce matches the loss curve of a run without a process group, and a CUDA device that
 does not work is one ConfigError."""
 
-import json
-import socket
 
 import pytest
 import torch
 
 from hybrid_sweep.errors import ConfigError
 from hybrid_sweep.training import distributed, trainer
-from tests.conftest import compose
+from tests.conftest import compose, free_port, train_log
 
 FAST = ("encoder.progress=false", "train.batch_size=16", "train.eval_every=3", "train.save_every=3",
         "train.val_batches=1", "encoder.tiny.hidden=32", "encoder.tiny.intermediate=64", "train.max_steps=6")
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _log(path):
-    return [json.loads(line) for line in (path / "train_log.jsonl").read_text().splitlines()]
-
-
 @pytest.fixture
 def gloo_world_one(monkeypatch):
-    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
     yield
     torch.distributed.destroy_process_group()
 
@@ -69,14 +57,14 @@ def test_mean_keeps_the_callers_device(monkeypatch, gloo_world_one):
 
 def test_ddp_at_world_one_equals_no_process_group(tmp_path, monkeypatch):
     plain = trainer.train(compose(*FAST, config_name="train"), tmp_path / "plain")
-    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
     try:
         assert isinstance(distributed.wrap(torch.nn.Linear(2, 2), torch.device("cpu")),
                           torch.nn.parallel.DistributedDataParallel)
         ddp = trainer.train(compose(*FAST, config_name="train"), tmp_path / "ddp")
     finally:
         torch.distributed.destroy_process_group()
-    assert [r["loss"] for r in _log(tmp_path / "ddp")] == pytest.approx([r["loss"] for r in _log(tmp_path / "plain")],
+    assert [r["loss"] for r in train_log(tmp_path / "ddp")] == pytest.approx([r["loss"] for r in train_log(tmp_path / "plain")],
                                                                        rel=1e-6)
     assert ddp["best_val_loss"] == pytest.approx(plain["best_val_loss"], rel=1e-6)
 
@@ -117,7 +105,7 @@ def test_torchrun_two_processes_match_a_single_process(tmp_path):
     for cmd in (single, pair):
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
-    one, two = _log(tmp_path / "single"), _log(tmp_path / "pair")
+    one, two = train_log(tmp_path / "single"), train_log(tmp_path / "pair")
     assert [r["step"] for r in two] == list(range(6))  # rank 0 writes each step once
     assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], rel=1e-4)
     assert [r["val_loss"] for r in two if "val_loss" in r] == pytest.approx(

@@ -10,7 +10,6 @@ are skipped: the attention key biases, to which softmax is invariant, have a gra
 
 import json
 import os
-import socket
 
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS for the exact-resume check
 
@@ -21,7 +20,7 @@ import torch.nn.functional as F
 from hybrid_sweep.training import distributed, trainer
 from hybrid_sweep.training.grad_cache import contrastive_step
 from hybrid_sweep.training.loss import info_nce
-from tests.conftest import compose
+from tests.conftest import compose, free_port, train_log
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a working CUDA device")]
@@ -107,16 +106,6 @@ def test_grad_cache_equals_plain_step_on_cuda(dropout, monkeypatch):
         torch.testing.assert_close(gc[name], gp[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _log(path):
-    return [json.loads(line) for line in (path / "train_log.jsonl").read_text().splitlines()]
-
-
 @pytest.fixture
 def deterministic():
     torch.use_deterministic_algorithms(True)
@@ -136,14 +125,14 @@ def test_nccl_world_one_trains_like_no_process_group(tmp_path, monkeypatch, dete
         return real(t, *a, **k)
     monkeypatch.setattr(torch.distributed, "all_reduce", checked)
     monkeypatch.setenv("LOCAL_RANK", "0")
-    torch.distributed.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    torch.distributed.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
     try:
         assert distributed.active() and distributed.training_device("cuda") == "cuda:0"
         ddp = trainer.train(compose(*FAST, "train.max_steps=6", config_name="train"), tmp_path / "ddp")
     finally:
         torch.distributed.destroy_process_group()
     assert seen and set(seen) == {"cuda"}
-    assert [r["loss"] for r in _log(tmp_path / "ddp")] == pytest.approx([r["loss"] for r in _log(tmp_path / "plain")],
+    assert [r["loss"] for r in train_log(tmp_path / "ddp")] == pytest.approx([r["loss"] for r in train_log(tmp_path / "plain")],
                                                                        rel=1e-5)
     assert ddp["best_val_loss"] == pytest.approx(plain["best_val_loss"], rel=1e-5)
 
@@ -154,7 +143,7 @@ def test_cuda_run_resumes_exactly(tmp_path, extra, deterministic):
     trainer.train(compose(*FAST, *extra, "train.max_steps=6", "train.schedule_steps=12", config_name="train"),
                   tmp_path / "split")
     trainer.train(compose(*FAST, *extra, "train.max_steps=12", config_name="train"), tmp_path / "split")
-    straight, split = _log(tmp_path / "straight"), _log(tmp_path / "split")
+    straight, split = train_log(tmp_path / "straight"), train_log(tmp_path / "split")
     assert [r["step"] for r in split] == list(range(12))
     assert [r["loss"] for r in split] == [r["loss"] for r in straight]
 

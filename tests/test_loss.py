@@ -3,7 +3,6 @@ and a 2-process gloo run under DDP (bucketed all-reduce, ``no_sync`` for GradCac
 passes) whose loss and gradients equal the single-process global batch."""
 
 import os
-import socket
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ from hybrid_sweep.training import distributed
 from hybrid_sweep.errors import ConfigError
 from hybrid_sweep.training.grad_cache import contrastive_step, grad_cache_step, plain_step
 from hybrid_sweep.training.loss import false_negative_mask, info_nce
+from tests.conftest import free_port
 
 
 class ToyEncoder(torch.nn.Module):
@@ -96,12 +96,6 @@ def test_grad_cache_replays_dropout_masks():
         torch.testing.assert_close(cached[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank, world, port, batch, out, chunk):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
@@ -128,7 +122,7 @@ def test_two_process_gloo_matches_single_process_global_batch(chunk):
     queries, positives, negatives = _batch(b=8, k=2, seed=5)
     with mp.Manager() as manager:
         out = manager.dict()
-        mp.spawn(_worker, args=(2, _free_port(), (queries, positives, negatives), out, chunk), nprocs=2, join=True)
+        mp.spawn(_worker, args=(2, free_port(), (queries, positives, negatives), out, chunk), nprocs=2, join=True)
         results = dict(out)
     model = ToyEncoder().eval()
     ref_loss = plain_step(model, queries, positives, negatives, lambda q, p, n: info_nce(q, p, n, 0.05, symmetric=True))
