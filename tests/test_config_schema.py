@@ -195,7 +195,7 @@ def test_condition_keys_follow_the_marks():
 
 METRICS = pd.DataFrame({"benchmark": ["synthetic-test"] * 2, "setting": ["mono", "multi"], "query_lang": ["avg"] * 2,
                         "doc_lang": ["avg", "all"], "metric": ["map"] * 2, "value": [0.5, 0.25],
-                        "n_queries": [10, 10], "n_skipped": [0, 0]})
+                        "n_queries": [10, 10], "n_skipped": [0, 0], "depth": ["full", "full"]})
 
 
 def fake_run(root: Path, *overrides, schema_version=True) -> Path:

@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 STUDY_AXIS = {"language_pairs": "n_pairs", "mix_ratio": "ratio_mono", "train_languages": "n_train_langs",
               "low_resource_pretrain": "pretrain_low_resource", "synthetic_languages": "n_train_langs"}
 MINI = {  # two values of each study's axis
-    "language_pairs": ["sampler.n_pairs=1,30"],
+    "language_pairs": ["sampler.n_pairs=1,15"],  # unordered pairs of the 6 synthetic languages: 15
     "mix_ratio": ["+ratio=mono,hybrid"],
     "train_languages": ["+langs=syn2,syn3"],
     "low_resource_pretrain": ["pretrain.n_low_resource=0,1", "pretrain.max_steps=3", "pretrain.batch_size=8"],

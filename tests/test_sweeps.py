@@ -220,13 +220,13 @@ def test_gpu_slots_are_free_gpus_not_the_job_number(monkeypatch, tmp_path):
 
 def test_submitit_local_is_capped_to_the_cores(monkeypatch):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
-
     from hydra_plugins.hybrid_sweep_launcher import capped_local as launchers
     from hybrid_sweep.cli import cap_local_launcher
 
     assert cap_local_launcher(["x", "-m", "hydra/launcher=submitit_local"])[-1] == "hydra/launcher=submitit_local_capped"
     waves = []
+    # the plugin's LocalLauncher as our launcher subclasses it (Hydra's plugin discovery may re-import the module)
+    LocalLauncher = launchers.CoreCappedLocalLauncher.__bases__[0]
     monkeypatch.setattr(LocalLauncher, "launch", lambda self, jobs, idx: waves.append((len(jobs), idx)) or list(jobs))
     monkeypatch.setattr(launchers, "usable_cores", lambda: 4)
     jobs = [[f"train.seed={i}"] for i in range(10)]
