@@ -123,6 +123,14 @@ def test_planned_pairs_are_adjacent_steps_or_against_the_reference():
     assert len(ref) == 4 and {b for _, b, _ in ref} == {"x1"}
 
 
+def test_an_axis_spelled_twice_still_gives_adjacent_steps():
+    """The training languages and their count move together: one axis, not a second factor."""
+    conds = pd.DataFrame({"train_langs": ["de,en", "ar,de,en,zh", "ar,de,en,es,hi,vi,zh"], "n_train_langs": [2, 4, 7]})
+    conds["condition"] = [f"n={n}" for n in conds.n_train_langs]
+    pairs = planned_pairs(conds, ["train_langs", "n_train_langs"], ["n_train_langs"])
+    assert [(a, b) for a, b, _ in pairs] == [("n=4", "n=2"), ("n=7", "n=4")]
+
+
 def fake_root(root, conditions: dict, seeds=(0, 1, 2), shift_per_step=0.0, metadata=True, collected=False):
     """A results root as collect writes it, from simulated query values: ``conditions`` maps n_pairs ->
     number of seeds; the true mAP is 0.5 + shift_per_step · log2(n_pairs)."""

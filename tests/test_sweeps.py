@@ -26,7 +26,9 @@ SWEEP_SIZES = {"language_pairs": 5 * 3,        # sampler.n_pairs 1,2,4,8,15 (uno
                "low_resource_pretrain": 3 * 3,  # pretrain.n_low_resource 0..2 x 3 seeds
                "low_resource_pretrain_flores": 4 * 3,  # pretrain.n_low_resource 0,1,2,4 x 3 seeds
                "synthetic_languages": 5 * 3,   # +langs syn2..syn6 x 3 seeds
-               "synthetic_languages_ict": 5 * 3}  # data.languages: 5 nested MLQA-R sets x 3 seeds
+               "synthetic_languages_ict": 5 * 3,  # data.languages: 5 nested MLQA-R sets x 3 seeds
+               "real_rq1": 3 * 3,              # sampler.n_pairs 1,5,21 x 3 seeds (me5_small_q4, MLQA-R)
+               "real_rq3": 3 * 3}              # data.languages: 3 nested MLQA-R sets x 3 seeds
 RUN_LINE = re.compile(r"^([0-9a-f]{12})  (\w+)\s+(.*)$")
 
 

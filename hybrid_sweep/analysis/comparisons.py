@@ -38,7 +38,7 @@ def planned_pairs(conditions: pd.DataFrame, by: list[str], numeric: list[str]) -
     conditions' natural order (numeric axes by value), so ``diff`` reads as the gain of moving up."""
     pairs = []
     for axis in numeric:
-        others = [c for c in by if c != axis]
+        others = [c for c in by if c != axis and not _moves_with(conditions, c, axis)]
         groups = conditions.groupby(others, dropna=False) if others else [((), conditions)]
         for _, grp in groups:
             steps = grp.dropna(subset=[axis]).sort_values(axis)
@@ -50,13 +50,21 @@ def planned_pairs(conditions: pd.DataFrame, by: list[str], numeric: list[str]) -
     return pairs
 
 
+def _moves_with(conditions: pd.DataFrame, column: str, axis: str) -> bool:
+    """True when ``column`` and ``axis`` determine each other across the conditions (e.g. the training
+    languages and their count): such a column is the same axis spelled twice, not another factor."""
+    both = conditions[[column, axis]].astype(str)
+    return bool(both.groupby(axis)[column].nunique().le(1).all() and both.groupby(column)[axis].nunique().le(1).all())
+
+
 def compare_conditions(results: pd.DataFrame, by: list[str], numeric: list[str], per_query: pd.DataFrame | None = None,
                        n_boot: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(planned, all_pairs) tables over every benchmark, setting and metric (see the module docstring)."""
     values = run_values(results, by)
     conditions = values.drop_duplicates("condition")[["condition", *by]]
     planned = planned_pairs(conditions, by, numeric)
-    order = conditions.sort_values(by, key=_natural).condition.tolist() if by else list(conditions.condition)
+    first = [*[c for c in by if c in numeric], *[c for c in by if c not in numeric]]  # numeric axes order the pairs
+    order = conditions.sort_values(first, key=_natural).condition.tolist() if by else list(conditions.condition)
     all_pairs = [(later, earlier, "pair") for earlier, later in itertools.combinations(order, 2)]
     rows = {"planned": [], "all": []}
     for (bench, setting, metric), grp in values.groupby(["benchmark", "setting", "metric"], sort=True):
