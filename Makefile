@@ -41,6 +41,8 @@ bench: setup
 	HYBRID_SWEEP_DATA=$${HYBRID_SWEEP_DATA:-$(SHARED_DATA)} $(PY) -m benchmarks.bench_encode
 	$(PY) -m benchmarks.bench_train --compare-st --memory
 	$(PY) -m benchmarks.bench_sweep
+	$(PY) benchmarks/bench_search.py
+	$(PY) -m benchmarks.bench_corpus
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache
