@@ -99,8 +99,7 @@ def _pool_docs(task: RetrievalTask, pool: TaskPool, d_emb: dict):
     ids_sorted = np.asarray(ids, dtype=object)[order]
     if len(set(ids)) != len(ids):
         raise DataError(task.name, f"pool {pool.query_lang}-{pool.doc_lang}: a document id appears in two corpora")
-    docs = torch.cat([torch.as_tensor(np.asarray(d_emb[c])) if not torch.is_tensor(d_emb[c]) else d_emb[c]
-                      for c in pool.corpora])[torch.from_numpy(order)]
+    docs = torch.cat([torch.as_tensor(d_emb[c]) for c in pool.corpora])[torch.from_numpy(order)]
     return ids_sorted, docs
 
 

@@ -34,13 +34,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hybrid_sweep.config.mix import MODES
+from hybrid_sweep.config.mix import check_ratio as check_mix
 from hybrid_sweep.data.corpus_store import CorpusStore
 from hybrid_sweep.data.training import TrainCorpus, corpus_to_store
 from hybrid_sweep.errors import ConfigError
 from hybrid_sweep.sampling.index import CorpusIndex
 from hybrid_sweep.sampling.pairs import active_pairs, mono_languages, ordered_pairs
 
-MODES = ("mono", "cross", "mixed")
 
 
 def _draw(rng: np.random.Generator, probs: np.ndarray) -> int:
@@ -97,15 +98,8 @@ class HybridBatchSampler:
     # --- configuration checks ------------------------------------------------------------------
     @staticmethod
     def check_ratio(ratio: dict) -> np.ndarray:
-        unknown = set(ratio) - set(MODES)
-        if unknown:
-            raise ConfigError("sampler.ratio", f"unknown mode {sorted(unknown)[0]!r}; use mono, cross, mixed")
-        try:
-            p = np.array([float(ratio.get(m, 0.0)) for m in MODES])
-        except (TypeError, ValueError):
-            raise ConfigError("sampler.ratio", f"mono/cross/mixed must be numbers, got {dict(ratio)}") from None
-        if (p < 0).any() or not np.isclose(p.sum(), 1.0, atol=1e-6):
-            raise ConfigError("sampler.ratio", f"mono/cross/mixed must be >= 0 and sum to 1, got {dict(zip(MODES, p.tolist()))}")
+        """The mix as mode probabilities (validated by the config layer's one check of it)."""
+        p = np.array(check_mix(ratio))
         return p / p.sum()
 
     def _corpus_weights(self, weights) -> np.ndarray:
