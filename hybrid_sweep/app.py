@@ -23,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from hybrid_sweep.callbacks import preload_end_of_sweep
 from hybrid_sweep.cli import CONF_DIR, EXIT_USER_ERROR, user_errors
 from hybrid_sweep.config import CONFIG_SCHEMA_VERSION, load
 from hybrid_sweep.errors import ConfigError, HybridSweepError
@@ -50,6 +51,13 @@ def _overrides() -> list[str]:
         return list(HydraConfig.get().overrides.task)
     except ValueError:
         return []
+
+
+def _in_multirun() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        return False
 
 
 def _run_info(cfg, rid: str, wall: float) -> dict:
@@ -182,6 +190,8 @@ def run_one(cfg: DictConfig) -> str:
             stale.unlink()
         write_text(rd.path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         log.info("%s %s (%s)", rid, "starting" if previous == "pending" else f"resuming ({previous})", axes)
+        if _in_multirun():
+            preload_end_of_sweep()
         start = time.perf_counter()
         try:
             _execute(cfg, rd)
@@ -201,11 +211,7 @@ def main(cfg: DictConfig) -> str | None:
     try:
         return run_one(cfg)
     except RunFailed as err:
-        try:
-            multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-        except ValueError:
-            multirun = False
-        if multirun:  # the sweep goes on; collect lists the failure and a rerun retries it
+        if _in_multirun():  # the sweep goes on; collect lists the failure and a rerun retries it
             log.error("%s", err)
             return "failed"
         print(f"error: {err}", file=sys.stderr)

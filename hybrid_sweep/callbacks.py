@@ -1,7 +1,8 @@
 """Hydra callback: write results.parquet / runs.parquet when a run or a multirun ends, and the analysis
 (tables, figures, report.md) after a multirun. Both are skipped when their inputs did not change: collect
 compares the run files' fingerprint with the one in the tables' metadata, and the analysis is redone only
-when results.parquet carries a fingerprint other than the one the last report was made from."""
+when results.parquet carries a fingerprint other than the one the last report was made from, or the
+analysis code changed."""
 
 from __future__ import annotations
 
@@ -13,17 +14,19 @@ from hydra.experimental.callback import Callback
 
 from hybrid_sweep.errors import HybridSweepError
 
-ANALYSIS_INPUTS = "inputs.json"  # in <results_root>/analysis: the results fingerprint the report was made from
+ANALYSIS_INPUTS = "inputs.json"  # in <results_root>/analysis: the results fingerprint and code the report was made from
+
+
+def preload_end_of_sweep() -> None:
+    """Import what the end of a sweep runs (collect, report, tracking). The sweep calls it before its first
+    run that does work, so a sweep that runs for days collects and analyses with the code it started
+    with even if the package is edited meanwhile; a sweep with nothing to run does not pay for it."""
+    import hybrid_sweep.analysis.report  # noqa: F401
+    import hybrid_sweep.collect  # noqa: F401
+    import hybrid_sweep.tracking  # noqa: F401
 
 
 class CollectResults(Callback):
-    def on_multirun_start(self, config, **kwargs) -> None:
-        # Import now, not when the sweep ends: a sweep that runs for days then collects and analyses with
-        # the code it started with, even if the package is edited meanwhile.
-        import hybrid_sweep.analysis.report  # noqa: F401
-        import hybrid_sweep.collect  # noqa: F401
-        import hybrid_sweep.tracking  # noqa: F401
-
     def on_run_end(self, config, **kwargs) -> None:
         self._collect(config, analyze=False)
 
@@ -47,20 +50,22 @@ class CollectResults(Callback):
 
 
 def analysis_if_changed(config, root: Path) -> Path | None:
-    """Write the report unless it was already made from this results.parquet; returns its path."""
+    """Write the report unless this analysis code already made it from this results.parquet; returns its path."""
+    from hybrid_sweep.analysis import CODE_VERSION
     from hybrid_sweep.results_schema import table_metadata
 
     inputs = (table_metadata(root / "results.parquet") or {}).get("inputs")
+    made_from = {"inputs": inputs, "code": CODE_VERSION}
     marker, report = root / "analysis" / ANALYSIS_INPUTS, root / "analysis" / "report.md"
-    if inputs and report.exists() and marker.exists() and json.loads(marker.read_text()).get("inputs") == inputs:
-        print(f"report: {report} (results unchanged)")
+    if inputs and report.exists() and marker.exists() and json.loads(marker.read_text()) == made_from:
+        print(f"report: {report} (results and analysis code unchanged)")
         return report
     from hybrid_sweep.analysis.report import analyze as write_report
     from hybrid_sweep.io import write_text
 
     report = write_report(root)
     if inputs:
-        write_text(marker, json.dumps({"inputs": inputs}) + "\n")
+        write_text(marker, json.dumps(made_from) + "\n")
     print(f"report: {report}")
     if config.get("logger", {}).get("name") == "wandb":
         from hybrid_sweep.tracking import log_analysis

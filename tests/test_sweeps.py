@@ -89,8 +89,16 @@ def test_multirun_collect_rerun_skips(tmp_path):
     assert len(stamps) == 5
     again = app("-m", "train.seed=0,1", *QUICK, root=tmp_path)
     assert again.returncode == 0 and again.log.count("done, skipped") == 2 and "starting" not in again.log
-    assert "unchanged since the last collect" in again.log and "(results unchanged)" in again.log
+    assert "unchanged since the last collect" in again.log and "(results and analysis code unchanged)" in again.log
     assert stamps == {p: p.stat().st_mtime_ns for pattern in tables for p in tmp_path.glob(pattern)}  # nothing rewritten
+    from hybrid_sweep.analysis import CODE_VERSION
+    from hybrid_sweep.callbacks import ANALYSIS_INPUTS, analysis_if_changed
+
+    marker = tmp_path / "analysis" / ANALYSIS_INPUTS
+    assert json.loads(marker.read_text())["code"] == CODE_VERSION
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "code": "made-by-older-code"}))
+    report = analysis_if_changed({}, tmp_path)  # same results, other analysis code: the report is redone
+    assert report.stat().st_mtime_ns != stamps[report] and json.loads(marker.read_text())["code"] == CODE_VERSION
 
 
 def test_failed_run_does_not_stop_the_sweep_and_is_retried(tmp_path):
