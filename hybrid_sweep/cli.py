@@ -58,9 +58,12 @@ def cap_local_launcher(argv: list[str]) -> list[str]:
     return [("hydra/launcher=submitit_local_capped" if a == "hydra/launcher=submitit_local" else a) for a in argv]
 
 
-def check_overrides(argv: list[str]) -> None:
-    """Before Hydra composes anything: unknown config-group options (a preset, a sweep, a language set)
-    and a key given twice are one line on stderr and exit 2, instead of Hydra's multi-line reports."""
+def check_overrides(argv: list[str], schema: str = "config") -> None:
+    """Before Hydra composes anything: unknown config-group options (a preset, a sweep, a language set),
+    a key the typed schema does not declare, and a key given twice are one line on stderr and exit 2,
+    instead of Hydra's multi-line reports."""
+    from hybrid_sweep.config.load import undeclared
+
     conf = Path(CONF_DIR)
     seen: dict[str, str] = {}
     for arg in argv[1:]:
@@ -75,6 +78,10 @@ def check_overrides(argv: list[str]) -> None:
         if SECRET_KEY.search(bare):
             _exit(str(secret_error(bare)))
         folder = conf / group
+        declared = None if key[0] in "+~" or "/" in bare or "@" in bare or bare.startswith("hydra") or folder.is_dir() \
+            else undeclared(bare, schema)
+        if declared is not None:
+            _exit(f"{bare}: unknown key (declared: {declared})")
         if "." in group or group.startswith("hydra") or not folder.is_dir() or key.startswith("~") or value in ("", "null"):
             continue
         options = sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "base")

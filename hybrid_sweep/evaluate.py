@@ -39,6 +39,6 @@ if __name__ == "__main__":
 
     from hybrid_sweep.cli import check_output_root, check_overrides
 
-    check_overrides(sys.argv)
+    check_overrides(sys.argv, schema="evaluate")
     check_output_root(sys.argv, "output_dir", create=False)
     main()

@@ -50,6 +50,6 @@ if __name__ == "__main__":
 
     from hybrid_sweep.cli import check_output_root, check_overrides
 
-    check_overrides(sys.argv)
+    check_overrides(sys.argv, schema="train")
     check_output_root(sys.argv, "output_dir", create=False)
     main()

@@ -53,6 +53,7 @@ def test_bad_config_is_one_line_and_nothing_written(tmp_path, override, message)
 @pytest.mark.parametrize("override, message", [
     ("+encoder.max_len=64", "error: encoder.max_len: unknown key (declared: name, kind, path,"),
     ("+outputdir=x", "error: outputdir: unknown key (declared: paths, synthetic, encoder, eval, output_dir, overwrite)"),
+    ("encoder.max_len=64", "error: encoder.max_len: unknown key (declared: name, kind, path,"),  # no "+"
     ("encoder.max_length=long", "error: encoder.max_length: Value 'long' of type 'str' could not be converted to Integer"),
     ("encoder.pooling=max", "error: encoder.pooling: must be one of mean, cls, got 'max'"),
 ])
@@ -107,6 +108,9 @@ def test_data_root_precedence(tmp_path, monkeypatch):
     (["+sweep=nope", "-m"], "error: sweep: unknown option 'nope'"),
     (["sampler=mono", "sampler=cross"], "error: sampler: given twice ('mono' and 'cross'); keep one"),
     (["-m", "sampler=mono,crosss"], "error: sampler: unknown option 'crosss'"),
+    (["train.learning_rate=1e-4"], "error: train.learning_rate: unknown key (declared: enabled, seed,"),  # no "+"
+    (["-m", "sampler.temprature=1,2"], "error: sampler.temprature: unknown key (declared: ratio, n_pairs"),
+    (["result_root=x"], "error: result_root: unknown key (declared: schema_version, paths,"),
 ])
 def test_unknown_presets_and_conflicting_overrides(tmp_path, args, message):
     res = subprocess.run([sys.executable, "-m", "hybrid_sweep", *args, f"results_root={tmp_path}"], cwd=ROOT,

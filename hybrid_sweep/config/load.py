@@ -73,6 +73,20 @@ def active(node: DictConfig, f: dataclasses.Field) -> bool:
     return all(bool(OmegaConf.select(node, path, default=True)) for path in f.metadata.get("active_when", ()))
 
 
+def undeclared(key: str, schema: type | str = AppConfig) -> str | None:
+    """For a command-line override ``key=value`` (no ``+``): the fields declared where the dotted key
+    leaves the schema, or None when the key is declared (or lies in an open section or a named entry)."""
+    cls = SCHEMAS[schema] if isinstance(schema, str) else schema
+    for part in key.split("."):
+        if cls is None or is_open(cls) or not dataclasses.is_dataclass(cls):
+            return None
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in fields:
+            return ", ".join(fields)
+        cls = None if mark(fields[part], "items") is not None else section_type(fields[part])
+    return None
+
+
 def _declared_at(node: DictConfig, key: str) -> str:
     parent = OmegaConf.select(node, key.rpartition(".")[0]) if "." in key else node
     cls = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
