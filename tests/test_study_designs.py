@@ -20,7 +20,7 @@ from hybrid_sweep.sampling.configured import sampler_from_config
 from hybrid_sweep.sampling.pairs import active_pairs, mono_languages
 from tests.conftest import ROOT, compose, make_lareqa_doc
 
-NO_SYNTHETIC_EVAL = ("~eval@evals.synthetic",)
+REAL_DATA_SWEEPS = ("real_rq1", "real_rq3", "low_resource_pretrain_flores", "synthetic_languages_ict")
 
 
 def sweep_grid(name: str) -> list[list[str]]:
@@ -63,6 +63,16 @@ def differs_only_in(runs, intended: set[str]) -> None:
                                                        for k in changed), changed
     for key in intended:  # every intended key does change
         assert any(k == key or k.startswith(key + ".") for k in changed), key
+
+
+@pytest.mark.parametrize("name", REAL_DATA_SWEEPS)
+def test_real_data_sweeps_leave_the_sandbox_benchmark_out(name):
+    """One command per question: the preset drops the synthetic benchmark itself; the older spelling with
+    ``~eval@evals.synthetic`` on the command line composes the same config (the same run ids)."""
+    run = sweep_grid(name)[0]
+    cfg = compose(f"+sweep={name}", *run, config_name="config")
+    assert "synthetic" not in cfg.evals and len(cfg.evals) >= 1
+    assert flat(compose(f"+sweep={name}", "~eval@evals.synthetic", *run, config_name="config")) == flat(cfg)
 
 
 # --- RQ1: language pairs ---------------------------------------------------------------------------------
@@ -117,7 +127,7 @@ def test_low_resource_pretrain_sandbox_design():
 
 
 def test_low_resource_pretrain_real_design():
-    runs = composed_runs("low_resource_pretrain_flores", *NO_SYNTHETIC_EVAL)
+    runs = composed_runs("low_resource_pretrain_flores")
     assert len(runs) == 4 * 3
     differs_only_in(runs, {"pretrain.n_low_resource", "train.seed"})
     cfg = runs[0][1]
@@ -136,7 +146,7 @@ def test_low_resource_pretrain_real_design():
 def test_low_resource_sweeps_run_zero_shot_split_through_the_loader(data_root):
     """The composed real design loads: MLQA-R in the base languages only; FLORES text in every language."""
     from hybrid_sweep.training.pretrain import _texts
-    cfg = compose("+sweep=low_resource_pretrain_flores", *NO_SYNTHETIC_EVAL, "pretrain.n_low_resource=4",
+    cfg = compose("+sweep=low_resource_pretrain_flores", "pretrain.n_low_resource=4",
                   f"paths.data_root={data_root}", "pretrain.max_texts_per_language=5", config_name="config")
     corpora, _, langs = load_training_data(cfg)
     assert sorted(langs) == sorted(cfg.pretrain.base_languages)
@@ -150,7 +160,7 @@ def test_low_resource_sweeps_run_zero_shot_split_through_the_loader(data_root):
 
 # --- RQ5: training data in a growing number of languages -------------------------------------------------
 
-@pytest.mark.parametrize("name,extra", [("synthetic_languages", ()), ("synthetic_languages_ict", NO_SYNTHETIC_EVAL)])
+@pytest.mark.parametrize("name,extra", [("synthetic_languages", ()), ("synthetic_languages_ict", ())])
 def test_rq5_sweeps_grow_nested_language_sets(name, extra):
     runs = composed_runs(name, *extra)
     assert len(runs) == 5 * 3
@@ -162,7 +172,7 @@ def test_rq5_sweeps_grow_nested_language_sets(name, extra):
 
 
 def test_rq5_real_design_uses_inverse_cloze_and_xquad_r():
-    cfg = compose("+sweep=synthetic_languages_ict", *NO_SYNTHETIC_EVAL, *sweep_grid("synthetic_languages_ict")[0],
+    cfg = compose("+sweep=synthetic_languages_ict", *sweep_grid("synthetic_languages_ict")[0],
                   config_name="config")
     assert [s.kind for s in cfg.data.sources] == ["inverse_cloze"] and cfg.data.sources[0].benchmark == "mlqa_r"
     assert list(cfg.evals) == ["xquad_r"]
