@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from hybrid_sweep.config.marks import DerivedAxis, is_open, mark, section_type
+from hybrid_sweep.config.marks import ALWAYS_HASHED, DerivedAxis, is_open, mark, section_type
 from hybrid_sweep.config.stages import AppConfig
 
 
@@ -36,8 +36,9 @@ def _plain(value: Any) -> Any:
 
 @lru_cache(maxsize=None)
 def _marked(cls: type, which: str) -> tuple:
-    """(name, nested section or None, items class or None, marked) per field, and the declared names."""
-    return tuple((f.name, section_type(f), mark(f, "items"), bool(mark(f, which))) for f in dataclasses.fields(cls))
+    """(name, nested section or None, items class or None, marked, absent value) per field."""
+    return tuple((f.name, section_type(f), mark(f, "items"), bool(mark(f, which)),
+                  f.metadata.get("absent", ALWAYS_HASHED)) for f in dataclasses.fields(cls))
 
 
 def _fields_of(cls: type, node, which: str) -> dict:
@@ -46,10 +47,12 @@ def _fields_of(cls: type, node, which: str) -> dict:
     node = _plain(node)
     out = {}
     specs = _marked(cls, which)
-    for name, sub, items, marked in specs:
+    for name, sub, items, marked, absent in specs:
         if not marked:
             continue
         value = node[name]
+        if absent is not ALWAYS_HASHED and value == absent:  # a later field at its old behaviour: ids kept
+            continue
         if sub is not None and value is not None:
             out[name] = _fields_of(sub, value, which)
         elif items is not None:

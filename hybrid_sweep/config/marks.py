@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 SCALES = ("category", "linear", "log")  # log: fitted against log2(axis) in scaling figures
+ALWAYS_HASHED = object()  # ``absent`` left unset: the field is in the run id whatever its value
 
 
 def setting(default: Any = "???", *, factory: Callable[[], Any] | None = None, run_id: bool = True,
             axis: str | None = None, scale: str = "category", inactive: Any = None, repetition: bool = False,
-            cache_key: bool | None = None, items: type | None = None, doc: str = "") -> Any:
+            cache_key: bool | None = None, items: type | None = None, absent: Any = ALWAYS_HASHED,
+            doc: str = "") -> Any:
     """A declared config field (default "???": required, set by a preset).
 
     run_id      the value changes results: part of the run id (and of every stage-cache key)
@@ -25,13 +27,16 @@ def setting(default: Any = "???", *, factory: Callable[[], Any] | None = None, r
     repetition  the field repeats a condition (the seed): not a condition key in analysis
     cache_key   override of ``run_id`` for the stage-cache key (None: same as run_id)
     items       for a Dict[str, Any] of sections: the dataclass of each item (evals)
+    absent      for a field added after runs exist: the value that does what the code did before the
+                field existed; at that value the field is left out of the run id and stage-cache keys, so
+                the runs already on disk keep their ids (tests/test_run_id_stability.py)
     active_when (section fields, in metadata) dotted bool fields that must all be true for the section
                 to count; an inactive section is left out of the run id and its axes take ``inactive``
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}")
     meta = {"run_id": run_id, "axis": axis, "scale": scale, "inactive": inactive, "repetition": repetition,
-            "cache_key": run_id if cache_key is None else cache_key, "items": items, "doc": doc}
+            "cache_key": run_id if cache_key is None else cache_key, "items": items, "absent": absent, "doc": doc}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
