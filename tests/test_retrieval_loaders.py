@@ -98,3 +98,25 @@ def test_mteb_layout_unknown_id_is_one_error(tmp_path):
     repo = write_mteb_repo(tmp_path / "r", sub)
     with pytest.raises(DataError, match=r"ar-qrels row:2: qrels row names unknown document id 'nope'"):
         load_mteb_task("r", str(repo), "dev", ["ar"])
+
+
+@pytest.mark.parametrize("lang", ["zh_cn", "no"])  # MKQA's subset names (mteb/MKQARetrieval, split train)
+def test_mteb_layout_reads_as_mtebs_own_loader(tmp_path, lang):
+    """The repository layout we read is the one mteb 2.x's own RetrievalDatasetLoader reads for
+    MKQARetrieval / MIRACLRetrieval / MLDR: same documents, titles, judged queries and qrels."""
+    loaders = pytest.importorskip("mteb.abstasks.retrieval_dataset_loaders")
+    sub = mteb_subset(lang, split="train")
+    sub[f"{lang}-corpus"]["train"].loc[1, "title"] = ""  # MKQA's answer strings have empty titles
+    queries = sub[f"{lang}-queries"]["train"]
+    sub[f"{lang}-queries"]["train"] = pd.concat([queries, pd.DataFrame({"_id": [f"{lang}-unjudged"],
+                                                                         "text": ["no answer"]})])
+    repo = write_mteb_repo(tmp_path / "MKQARetrieval", sub)
+    theirs = loaders.RetrievalDatasetLoader(hf_repo=str(repo), revision=None, split="train", config=lang).load()
+    ours = load_mteb_task("mkqa", str(repo), "train", [lang])
+    (pool,) = ours.pools
+    docs, qs = ours.corpora[pool.corpora[0]], ours.query_sets[pool.queries]
+    assert {i: (t, x) for i, t, x in zip(docs.ids, docs.titles, docs.texts)} == \
+        {r["id"]: (r["title"], r["text"]) for r in theirs["corpus"]}
+    judged = {i: x for i, x in zip(qs.ids, qs.texts) if i in pool.qrels}
+    assert judged == {r["id"]: r["text"] for r in theirs["queries"]} and f"{lang}-unjudged" not in judged
+    assert pool.qrels == theirs["relevant_docs"]
