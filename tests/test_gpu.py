@@ -156,3 +156,14 @@ def test_continued_pretraining_runs_on_cuda(tmp_path):
     losses = [json.loads(line)["loss"] for line in (tmp_path / "pretrain_log.jsonl").read_text().splitlines()]
     assert len(losses) == 3 and all(map(torch.isfinite, torch.tensor(losses)))
     assert torch.cuda.max_memory_allocated() > 0  # the MLM's weights, batches and optimizer state lived on the GPU
+
+
+def test_deterministic_key_gives_exact_resume_on_cuda(tmp_path):
+    """``train.deterministic=true`` does what the ``deterministic`` fixture does, from the config."""
+    assert not torch.are_deterministic_algorithms_enabled()
+    det = (*FAST, "train.deterministic=true")
+    trainer.train(compose(*det, "train.max_steps=12", config_name="train"), tmp_path / "straight")
+    trainer.train(compose(*det, "train.max_steps=6", "train.schedule_steps=12", config_name="train"), tmp_path / "split")
+    trainer.train(compose(*det, "train.max_steps=12", config_name="train"), tmp_path / "split")
+    assert [r["loss"] for r in train_log(tmp_path / "split")] == [r["loss"] for r in train_log(tmp_path / "straight")]
+    assert not torch.are_deterministic_algorithms_enabled()

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -37,6 +38,23 @@ def test_resume_reproduces_the_uninterrupted_loss_curve(tmp_path):
     assert [r["step"] for r in split] == list(range(20))
     assert [r["loss"] for r in split] == [r["loss"] for r in straight]
     assert [r["mode"] for r in split] == [r["mode"] for r in straight]
+
+
+def test_deterministic_key_turns_deterministic_kernels_on_for_the_run_only(tmp_path, monkeypatch):
+    seen = []
+    real_step = trainer.Recipe.train
+
+    def spy(self):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return real_step(self)
+    monkeypatch.setattr(trainer.Recipe, "train", spy)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    _train(tmp_path / "det", "train.max_steps=3", "train.deterministic=true")
+    _train(tmp_path / "plain", "train.max_steps=3")
+    assert seen == [True, False] and not torch.are_deterministic_algorithms_enabled()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"  # set before the run's first CUDA call
+    # same numbers on CPU: the key is off the run id (it picks kernels, not the experiment)
+    assert [r["loss"] for r in _log(tmp_path / "det")] == [r["loss"] for r in _log(tmp_path / "plain")]
 
 
 def test_log_model_and_batches(tmp_path):

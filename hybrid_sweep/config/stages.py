@@ -178,6 +178,8 @@ class TrainConfig:
     prefetch: int = setting(2, run_id=False, doc="batches drawn ahead in a background thread")
     log_batches: bool = setting(False, run_id=False)
     resume: bool = setting(True, run_id=False)
+    deterministic: bool = setting(False, run_id=False, doc="deterministic CUDA kernels: a resumed run repeats "
+                                  "the uninterrupted one bit for bit on a GPU too (slower)")
 
     def check(self, key: str) -> None:
         if self.batch_size < 2:

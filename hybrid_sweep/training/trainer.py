@@ -16,8 +16,10 @@ import functools
 import json
 import logging
 import math
+import os
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -315,7 +317,24 @@ class Recipe:
 
 def train(cfg, output_dir: Path, tracker=None) -> dict:
     """Train per ``cfg`` into ``output_dir``; returns a summary dict. Resumes from its checkpoints."""
-    return Recipe(cfg, output_dir, tracker).setup().train()
+    with deterministic_algorithms(bool(cfg.train.get("deterministic", False))):
+        return Recipe(cfg, output_dir, tracker).setup().train()
+
+
+@contextmanager
+def deterministic_algorithms(on: bool):
+    """``train.deterministic``: torch's deterministic kernels (the embedding backward uses atomics on CUDA
+    otherwise) and cuBLAS's fixed workspace, set before the first CUDA call; the previous mode after."""
+    if not on:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def _save_model(encoder, folder: Path) -> None:
