@@ -171,6 +171,8 @@ def run_one(cfg: DictConfig) -> str:
     if rd.done:
         log.info("%s done, skipped (%s)", rid, axes)
         return "done"
+    if _in_multirun():  # this sweep has work: the code its end runs is fixed now, not when it ends
+        preload_end_of_sweep()
     if _distributed(cfg) and int(cfg.resources.get("nnodes", 1)) > 1 and node_rank() > 0:
         return _follow(cfg, rd)
     try:
@@ -190,8 +192,6 @@ def run_one(cfg: DictConfig) -> str:
             stale.unlink()
         write_text(rd.path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         log.info("%s %s (%s)", rid, "starting" if previous == "pending" else f"resuming ({previous})", axes)
-        if _in_multirun():
-            preload_end_of_sweep()
         start = time.perf_counter()
         try:
             _execute(cfg, rd)
