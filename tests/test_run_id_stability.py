@@ -49,6 +49,13 @@ def test_run_ids_of_released_results_are_kept(overrides, expected):
     assert run_id(_compose(overrides)) == expected
 
 
+def test_train_val_seed_was_added_without_moving_ids():
+    """train.val_seed (session 4) declares absent=None: default runs keep their ids, a set value is a new run."""
+    overrides, expected = REFERENCE["2"][0]
+    assert run_id(_compose((*overrides, "train.val_seed=null"))) == expected
+    assert run_id(_compose((*overrides, "train.val_seed=0"))) != expected
+
+
 def _app_with_new_sampler_field(**marks):
     sampler = make_dataclass("SamplerLater", [("mix_temperature", float, setting(1.0, **marks))], bases=(SamplerConfig,))
     return make_dataclass("AppLater", [("sampler", sampler, section(sampler, active_when=("train.enabled",)))],

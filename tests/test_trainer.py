@@ -57,6 +57,16 @@ def test_deterministic_key_turns_deterministic_kernels_on_for_the_run_only(tmp_p
     assert [r["loss"] for r in _log(tmp_path / "det")] == [r["loss"] for r in _log(tmp_path / "plain")]
 
 
+def test_val_seed_gives_every_training_seed_one_validation_set(tmp_path):
+    def val_batches(*overrides):
+        cfg = compose(*FAST, "train.max_steps=2", *overrides, config_name="train")
+        return trainer.Recipe(cfg, tmp_path / "_".join(overrides)).setup().val_batches
+    shared = [val_batches(f"train.seed={s}", "train.val_seed=0") for s in (0, 1)]
+    own = [val_batches(f"train.seed={s}") for s in (0, 1)]
+    assert shared[0] == shared[1] and own[0] != own[1]
+    assert own[0] == shared[0]  # val_seed=0 is the set that training seed 0 validates on by default
+
+
 def test_log_model_and_batches(tmp_path):
     summary, cfg = _train(tmp_path, "train.max_steps=10", "train.log_batches=true", "sampler=cross")
     records = _log(tmp_path)

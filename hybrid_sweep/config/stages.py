@@ -172,6 +172,8 @@ class TrainConfig:
     bf16: bool = setting(True, doc="autocast on CUDA only")
     eval_every: int = setting(100)
     val_batches: int = setting(4)
+    val_seed: Optional[int] = setting(None, absent=None, doc="seed of the validation batches; null: the "
+                                      "training seed + an offset (each seed its own validation set)")
     patience: Optional[int] = setting(None)
     save_every: int = setting(100)
     log_every: int = setting(1, run_id=False, doc="loss to the host and train_log.jsonl every N steps")
