@@ -4,7 +4,7 @@ The basic sweeper composes every job of a batch to check it before launching any
 fails before the first run), then the launcher composes each job again; on a rerun of a finished sweep
 that second composition was a third of the wall time. This sweeper hands the launcher the config the
 check already composed. It lives in the ``hydra_plugins`` namespace because Hydra instantiates sweepers
-only from there."""
+only from there; it subclasses ``hydra._internal``'s BasicSweeper, which hydra-core < 1.4 (pinned) keeps."""
 
 from __future__ import annotations
 
