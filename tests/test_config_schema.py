@@ -111,6 +111,7 @@ def test_base_presets_repeat_the_declared_defaults(cls, file):
     ("evals.synthetic.subset.articles=0", r"^evals.synthetic.subset.articles: must be a positive integer"),
     ("resources.start=thread", r"^resources.start: must be one of fork, spawn"),
     ("data.languages=[]", r"^data.languages: empty training-language set"),
+    ("evals.synthetic.languages=qla", r"^evals.synthetic.languages: a list of language codes, all, or null; got 'qla'"),
 ])
 def test_bad_values_are_one_line_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

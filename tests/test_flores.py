@@ -45,6 +45,23 @@ def test_pools_ids_and_relevance(sib200):
     assert len(load_flores(sib200, "dev", "all", ("multi",)).pools) == 205
 
 
+def test_languages_all_from_the_command_line_means_every_language(sib200, data_root):
+    """``eval.languages=all`` (the README's spelling) passes the typed schema: all 205 for FLORES, and the
+    same as null for every other benchmark."""
+    from hybrid_sweep.config import load
+    from hybrid_sweep.data.benchmark_loading import load_eval_benchmark, load_retrieval_tasks
+    from tests.conftest import compose
+
+    cfg = load(compose("eval=flores", "eval.languages=all", "eval.settings=[multi]", "output_dir=x",
+                       f"paths.data_root={data_root}"), "evaluate")
+    (task,) = load_retrieval_tasks(cfg.eval, cfg.paths)
+    assert len(task.languages()) == 205 and len(task.pools) == 205
+    every, default = (load(compose("eval=synthetic", *extra, "output_dir=x"), "evaluate")
+                      for extra in (("eval.languages=all",), ()))
+    assert load_eval_benchmark(every.eval, every.paths, every.synthetic).languages == \
+        load_eval_benchmark(default.eval, default.paths, default.synthetic).languages
+
+
 def test_known_answer_embeddings(sib200):
     """Embedding = one-hot of the sentence id: every translation ties at the top, so map = 1 everywhere and
     the multi rank distance of n relevant tied candidates is n - 1."""

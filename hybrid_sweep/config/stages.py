@@ -8,6 +8,8 @@ training data, whose kind-specific keys live in their presets)."""
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, List, Optional
 
+from omegaconf import ListConfig
+
 from hybrid_sweep.config.marks import DerivedAxis, section, setting
 from hybrid_sweep.config.mix import MODES, check_ratio, mix_label
 from hybrid_sweep.errors import ConfigError
@@ -245,7 +247,7 @@ class EvalConfig:
     kind: str = setting("pooled", doc="pooled (LAReQA / synthetic) | retrieval (corpus, queries, qrels) | flores | mteb")
     name: str = setting()
     benchmark: Optional[str] = setting(doc="the `benchmark` value in results; retrieval: null = the dataset's name")
-    languages: Optional[List[str]] = setting(None, doc="null = all")
+    languages: Any = setting(None, doc="a list of codes | all | null = every language (FLORES: its 20 defaults)")
     settings: List[str] = setting(factory=lambda: ["mono", "cross", "multi"])
     subset: SubsetConfig = setting(factory=SubsetConfig)
     candidate_text: str = setting("sentence", doc="sentence | sentence_context")
@@ -257,6 +259,10 @@ class EvalConfig:
 
     def check(self, key: str) -> None:
         _one_of(f"{key}.kind", self.kind, ("pooled", "retrieval", "flores", "mteb"))
+        langs = self.languages
+        if not (langs is None or langs == "all" or (isinstance(langs, (list, ListConfig))
+                                                     and all(isinstance(x, str) for x in langs))):
+            raise ConfigError(f"{key}.languages", f"a list of language codes, all, or null; got {langs!r}")
         from hybrid_sweep.data.benchmark_loading import validate_eval_config
 
         try:

@@ -29,13 +29,13 @@ def validate_eval_config(ev) -> None:
     if ev.get("candidate_text", "sentence") not in ("sentence", "sentence_context"):
         raise ConfigError("eval.candidate_text", f"must be 'sentence' or 'sentence_context', got {ev.candidate_text!r}")
     langs = ev.get("languages")
-    if langs is not None and len(langs) == 0:
+    if langs is not None and not isinstance(langs, str) and len(langs) == 0:
         raise ConfigError("eval.languages", "empty list; use null for all languages")
 
 
 def load_eval_benchmark(ev, paths, synthetic=None) -> Benchmark:
     validate_eval_config(ev)
-    langs = list(ev.languages) if ev.get("languages") is not None else None
+    langs = None if ev.get("languages") in (None, "all") else list(ev.languages)
     if ev.benchmark == "synthetic":
         if synthetic is None:
             raise ConfigError("synthetic", "the synthetic benchmark needs the 'synthetic' config group")
@@ -113,6 +113,7 @@ def load_retrieval_tasks(ev, paths) -> list:
     if ev.kind == "flores":
         root, _ = data_root(paths.get("data_root"))
         return [load_flores(root / "sib200", ev.split, langs, tuple(ev.settings), ev.get("benchmark") or "flores")]
+    langs = None if langs == "all" else langs  # every language of the task (FLORES alone tells all from null)
     max_length, lang = ev.get("max_length"), ev.get("lang") or "en"
     if ev.get("format") == "trec":
         t = ev.trec
