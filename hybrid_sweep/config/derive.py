@@ -37,8 +37,8 @@ def _plain(value: Any) -> Any:
 @lru_cache(maxsize=None)
 def _marked(cls: type, which: str) -> tuple:
     """(name, nested section or None, items class or None, marked, absent value) per field."""
-    return tuple((f.name, section_type(f), mark(f, "items"), bool(mark(f, which)),
-                  f.metadata.get("absent", ALWAYS_HASHED)) for f in dataclasses.fields(cls))
+    return tuple((f.name, section_type(f), mark(f, "items"), bool(mark(f, which)), mark(f, "absent", ALWAYS_HASHED))
+                 for f in dataclasses.fields(cls))
 
 
 def _fields_of(cls: type, node, which: str) -> dict:

@@ -153,7 +153,7 @@ class Recipe:
         self.val_batches = []
         if self.dev is not None and t.eval_every:
             dev_langs = [lang for lang in self.languages if lang in self.dev.languages] or self.dev.languages
-            val_seed = t.seed + VAL_SEED_OFFSET if t.get("val_seed") is None else VAL_SEED_OFFSET + int(t.val_seed)
+            val_seed = VAL_SEED_OFFSET + (t.seed if t.get("val_seed") is None else int(t.val_seed))
             vs = sampler_from_config(cfg, [self.dev], dev_langs, val_seed, validation=True)
             self.val_batches = [vs.batch_at(i) for i in range(t.val_batches)]
 
