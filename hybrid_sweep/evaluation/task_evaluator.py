@@ -90,7 +90,8 @@ def evaluate_task_embeddings(task: RetrievalTask, q_emb: dict, d_emb: dict, *, r
 
 def _per_query_frame(parts: list[dict]) -> pd.DataFrame:
     """One DataFrame from every pool's columns (a DataFrame per pool costs ~0.1 MB each: 4 GB for FLORES'
-    42,025 pools); a scalar is that pool's value for every query."""
+    42,025 pools); a scalar is that pool's value for every query. A column that is scalar in every pool is
+    repeated once over all pools, not expanded per pool (240 MB less at 10,000 FLORES pools)."""
     if not parts:
         return pd.DataFrame()
     sizes = [len(p["query_id"]) for p in parts]
