@@ -2,7 +2,11 @@
 
   --compare-st  our training step vs sentence-transformers' trainer with MultipleNegativesRankingLoss:
                 same model (me5_small_q4, first 2 layers), same (query, positive, negative) triplets from
-                our sampler (monolingual batches), same batch size, max length and optimiser (AdamW).
+                our sampler (monolingual batches), same batch size, max length, optimiser (AdamW) and
+                gradient clipping (norm 1.0 on both sides). Ours is the trainer's own step + update.
+                With --real-text: the MLQA-R rows and 4 layers of the real-data presets, batch 24 and 128.
+  --real-text   training examples/s on MLQA-R rows, one padded forward vs length-sorted micro-batches
+                (train.max_tokens), side by side in one process (benchmarks/train_real_text.py).
   --memory      peak resident memory of one training step: plain batch 64, plain batch 1024, GradCache
                 batch 1024 (chunks of 64), each in a fresh subprocess.
   --throughput  GPU examples/s and model FLOP utilisation, XLM-R-base and mE5-small sizes (random init),
@@ -14,14 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-from benchmarks import train_throughput
+from benchmarks import train_real_text, train_throughput
 from benchmarks.common import ROOT, machine
 from hybrid_sweep.cli import quiet_libraries
 from hybrid_sweep.data.corpus_loading import load_training_data
@@ -45,27 +51,31 @@ def triplets(batch):
     return [it.query for it in batch.items], [it.positive for it in batch.items], [it.negatives[0] for it in batch.items]
 
 
-def ours(steps: int, batch_size: int) -> float:
-    cfg, enc, sampler = setup(batch_size)
-    opt = torch.optim.AdamW(enc.model.parameters(), lr=1e-5, fused=True)  # as the trainer does
-    enc.model.train()
-    batches = [triplets(sampler.batch_at(i)) for i in range(steps + 1)]
-    for i, (q, p, n) in enumerate(batches):
+SYNTHETIC = ("encoder=me5_small_q4", "encoder.layers=2", "encoder.max_length=64", "sampler=mono",
+             "synthetic.articles.train=120", "data.languages=[qla,qca]")
+
+
+def ours(overrides: tuple, steps: int, batch_size: int, max_tokens: int | None, tmp: str) -> float:
+    """The trainer's step + update (forward, backward, clipping at 1.0, fused AdamW, schedule); batches
+    tokenised before the clock as the prefetch thread does."""
+    r = train_real_text.recipe(overrides, batch_size, steps + 1, max_tokens, Path(tmp) / f"ours{max_tokens}")
+    batches = [r.prepare(r.sampler.batch_at(i)) for i in range(steps + 1)]
+    for i, prepared in enumerate(batches):
         if i == 1:
             start = time.perf_counter()
-        plain_step(enc.forward, q, p, n, lambda a, b, c: info_nce(a, b, c, 0.05))
-        opt.step()
-        opt.zero_grad()
+        r.step(prepared)
+        r.update()
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def st_trainer(steps: int, batch_size: int, tmp: str) -> float:
+def st_trainer(overrides: tuple, steps: int, batch_size: int, tmp: str) -> float:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from transformers import TrainerCallback
 
-    cfg, enc, sampler = setup(batch_size)
+    r = train_real_text.recipe(overrides, batch_size, steps + 1, None, Path(tmp) / "st_setup")
+    enc, sampler = r.encoder, r.sampler
     rows = {"anchor": [], "positive": [], "negative": []}
     for i in range(steps + 1):
         q, p, n = triplets(sampler.batch_at(i))
@@ -84,7 +94,7 @@ def st_trainer(steps: int, batch_size: int, tmp: str) -> float:
     args = SentenceTransformerTrainingArguments(
         output_dir=tmp, per_device_train_batch_size=batch_size, max_steps=steps + 1, learning_rate=1e-5,
         warmup_steps=0, logging_steps=10**6, save_strategy="no", report_to=[], dataloader_drop_last=True,
-        use_cpu=True, disable_tqdm=True, seed=0)
+        use_cpu=True, disable_tqdm=True, seed=0, max_grad_norm=1.0, optim="adamw_torch_fused")
     trainer = SentenceTransformerTrainer(model=enc.model, args=args, train_dataset=Dataset.from_dict(rows),
                                          loss=MultipleNegativesRankingLoss(enc.model, scale=20.0), callbacks=[Clock()])
     trainer.train()
@@ -104,6 +114,19 @@ def one_step_peak_mb(batch_size: int, chunk: int | None) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
 
 
+def real_text(args) -> None:
+    """--real-text: before / after rows (``--smoke``: tiny encoder, synthetic rows, batch 8)."""
+    if args.smoke:
+        rows = [train_real_text.compare(train_real_text.SMOKE, 8, 32, steps=2)]
+    else:
+        rows = [train_real_text.compare(train_real_text.real_overrides(), b, args.max_tokens, args.steps)
+                for b in (int(x) for x in args.batches.split(","))]
+    print(train_real_text.table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--compare-st", action="store_true")
@@ -114,6 +137,9 @@ def main():
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--chunk", type=int, default=512, help="GradCache texts per forward (--throughput)")
     ap.add_argument("--json", help="also write the throughput rows to this file")
+    ap.add_argument("--real-text", action="store_true")
+    ap.add_argument("--batches", default="24,128", help="--real-text / --compare-st --real-text batch sizes")
+    ap.add_argument("--max-tokens", type=int, default=1024, help="--real-text: train.max_tokens of 'after'")
     ap.add_argument("--_peak", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     quiet_libraries()
@@ -121,7 +147,7 @@ def main():
         print(json.dumps({"peak_mb": one_step_peak_mb(args._peak[0], args._peak[1] or None)}))
         return
     print(f"machine: {machine()}")
-    if args.smoke or args.throughput:
+    if (args.smoke and not args.real_text) or args.throughput:
         if args.smoke:
             toy = dict(steps=1, warmup=1, device="cpu", q_len=8, p_len=16)
             rows = [train_throughput.measure("smoke", 8, None, **toy), train_throughput.measure("smoke", 16, 4, **toy)]
@@ -135,13 +161,20 @@ def main():
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(rows, f, indent=2)
+    if args.real_text and not args.compare_st:
+        real_text(args)
     if args.compare_st:
         import tempfile
-        a = ours(args.steps, args.batch_size)
-        with tempfile.TemporaryDirectory() as tmp:
-            b = st_trainer(args.steps, args.batch_size, tmp)
-        print(f"throughput, batch {args.batch_size}, {args.steps} timed steps: ours {a:.1f} ex/s | "
-              f"SentenceTransformerTrainer+MNRL {b:.1f} ex/s | ratio {a / b:.2f}x")
+        overrides = train_real_text.real_overrides() if args.real_text else SYNTHETIC
+        batches = [int(b) for b in args.batches.split(",")] if args.real_text else [args.batch_size]
+        for batch in batches:
+            with tempfile.TemporaryDirectory() as tmp:
+                b = st_trainer(overrides, args.steps, batch, tmp)
+                a = ours(overrides, args.steps, batch, None, tmp)
+                c = ours(overrides, args.steps, batch, args.max_tokens, tmp)
+            print(f"throughput, batch {batch}, {args.steps} timed steps, load {os.getloadavg()[0]:.2f}: "
+                  f"SentenceTransformerTrainer+MNRL {b:.1f} ex/s | ours {a:.1f} ex/s ({a / b:.2f}x) | "
+                  f"ours max_tokens={args.max_tokens} {c:.1f} ex/s ({c / b:.2f}x)")
     if args.memory:
         for bs, chunk in ((64, 0), (1024, 0), (1024, 64)):
             out = subprocess.run([sys.executable, "-m", "benchmarks.bench_train", "--_peak", str(bs), str(chunk)],

@@ -9,3 +9,6 @@ check_overrides(sys.argv)
 check_output_root(sys.argv)
 sys.argv = hoist_multirun_flag(cap_local_launcher(sys.argv))
 main()
+from hybrid_sweep.callbacks import exit_status  # noqa: E402
+
+sys.exit(exit_status())

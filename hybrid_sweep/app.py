@@ -29,7 +29,7 @@ from hybrid_sweep.config import CONFIG_SCHEMA_VERSION, load
 from hybrid_sweep.errors import ConfigError, HybridSweepError
 from hybrid_sweep.faults import fault_point
 from hybrid_sweep.io import TMP_GLOB, write_text
-from hybrid_sweep.runs.store import RunDir, check_store_version, config_hash, run_id
+from hybrid_sweep.runs.store import RunDir, check_store_version, config_hash, requested_evals, run_id
 from hybrid_sweep.runs.worker import ERROR_FILE, preload, run_forked
 
 log = logging.getLogger("hybrid_sweep")
@@ -105,11 +105,14 @@ def _failure(rd: RunDir, fallback: str) -> RunFailed:
 
 def _execute(cfg, rd: RunDir) -> None:
     """Run the worker in a child process: forked from this (pre-imported) process by default, a fresh
-    interpreter with ``resources.start=spawn``, and ``torchrun`` for multi-process training."""
+    interpreter with ``resources.start=spawn``, and ``torchrun`` for multi-process training (and for the
+    evaluation when an entry uses the embedding store: each rank encodes its share of the corpora)."""
     (rd.path / ERROR_FILE).unlink(missing_ok=True)
     env, worker = _child_env(cfg), [sys.executable, "-m", "hybrid_sweep.runs.worker", str(rd.path)]
-    if _distributed(cfg):  # torchrun trains (every node), then node 0 evaluates in one process
-        commands = [_torchrun(cfg, rd)] + ([worker + ["evaluate"]] if node_rank() == 0 else [])
+    shard = node_rank() == 0 and _sharded_eval(cfg, rd)
+    if _distributed(cfg) or shard:  # torchrun trains (every node), then node 0 evaluates
+        evaluate = _torchrun(cfg, rd, "evaluate") if shard else worker + ["evaluate"]
+        commands = ([_torchrun(cfg, rd)] if _distributed(cfg) else []) + ([evaluate] if node_rank() == 0 else [])
     elif cfg.resources.get("start", "fork") == "fork" and hasattr(os, "fork"):
         preload()
         proc = multiprocessing.get_context("fork").Process(target=run_forked, args=(str(rd.path), env))
@@ -134,9 +137,18 @@ def _distributed(cfg) -> bool:
     return cfg.train.get("enabled", True) and (int(res.get("nproc_per_node", 1)) > 1 or int(res.get("nnodes", 1)) > 1)
 
 
-def _torchrun(cfg, rd: RunDir) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={int(cfg.resources.nproc_per_node)}",
-            "-m", "hybrid_sweep.runs.worker", str(rd.path), "train"]
+def _sharded_eval(cfg, rd: RunDir) -> bool:
+    """Evaluation under torchrun on node 0's ``nproc_per_node`` ranks, each encoding its share of the
+    corpora: when an entry of the run goes through the embedding store (evaluation/sharded.py)."""
+    return int(cfg.resources.get("nproc_per_node", 1)) > 1 and any(
+        e["entry"].get("embedding_store", False) for e in rd.evals().values())
+
+
+def _torchrun(cfg, rd: RunDir, stage: str = "train") -> list[str]:
+    alone = ["--standalone", "--nnodes=1"] if stage == "evaluate" else []  # node 0 alone, a free port
+    return [sys.executable, "-m", "torch.distributed.run", *alone,
+            f"--nproc_per_node={int(cfg.resources.nproc_per_node)}", "-m", "hybrid_sweep.runs.worker", str(rd.path),
+            stage]
 
 
 def node_rank() -> int:
@@ -159,16 +171,17 @@ def _follow(cfg, rd: RunDir, wait_s: float = 600.0) -> str:
 
 
 def run_one(cfg: DictConfig) -> str:
-    """Run (or skip) the run that ``cfg`` describes; returns its final status."""
+    """Run (or skip) the run that ``cfg`` describes; returns its final status. The run id is the
+    checkpoint key: a run trained before is only evaluated on the entries it lacks."""
     cfg = validate(cfg)
     root, rid = Path(cfg.results_root), run_id(cfg)
-    rd = RunDir(root, rid)
+    rd, wanted = RunDir(root, rid), requested_evals(cfg)
     axes = " ".join(_overrides()) or "(defaults)"
     if cfg.get("plan"):
-        status = rd.status()
+        status = rd.status(wanted=wanted)
         print(f"{rid}  {status:<11}  {axes}")
         return status
-    if rd.done:
+    if rd.complete(wanted):
         log.info("%s done, skipped (%s)", rid, axes)
         return "done"
     if _in_multirun():  # this sweep has work: the code its end runs is fixed now, not when it ends
@@ -185,24 +198,37 @@ def run_one(cfg: DictConfig) -> str:
         if not owned:
             log.info("%s running in another process, skipped (%s)", rid, axes)
             return "running"
-        if rd.done:
+        if rd.complete(wanted):
             return "done"
-        previous = rd.status(check_lock=False)  # interrupted or failed: its stages resume from what they left on disk
-        for stale in rd.path.rglob(TMP_GLOB):  # temporary files of a killed writer; we hold the lock
-            stale.unlink()
-        write_text(rd.path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        log.info("%s %s (%s)", rid, "starting" if previous == "pending" else f"resuming ({previous})", axes)
-        start = time.perf_counter()
-        try:
-            _execute(cfg, rd)
-        except RunFailed as err:
-            rd.mark_failed(str(err))
-            raise
-        write_text(rd.path / "run.json", json.dumps(_run_info(cfg, rid, time.perf_counter() - start), indent=2))
-        fault_point("before_done")
-        rd.mark_done()
-        log.info("%s done in %.1f s", rid, time.perf_counter() - start)
-        return "done"
+        return _run_locked(cfg, rd, wanted, axes)
+
+
+def _run_locked(cfg, rd: RunDir, wanted: dict, axes: str) -> str:
+    """Holding the run's lock: repair what does not match DONE's record, record the requested
+    evaluations, run the stages that are missing (a trained checkpoint is never trained again)."""
+    previous = rd.status(check_lock=False)  # interrupted or failed: its stages resume from what they left on disk
+    for rel, problem in rd.verify():
+        log.warning("%s/%s: %s; recomputing %s", rd.id, rel, problem, rd.invalidate(rel))
+    for stale in rd.path.rglob(TMP_GLOB):  # temporary files of a killed writer; we hold the lock
+        stale.unlink()
+    write_text(rd.path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    rd.request(wanted)
+    (rd.path / "DONE").unlink(missing_ok=True)  # not complete until the new evaluations are
+    what = "starting" if previous == "pending" else ("evaluating" if rd.trained and previous == "done"
+                                                     else f"resuming ({previous})")
+    log.info("%s %s (%s)", rd.id, what, axes)
+    start = time.perf_counter()
+    try:
+        _execute(cfg, rd)
+    except RunFailed as err:
+        rd.mark_failed(str(err))
+        raise
+    if not (rd.path / "run.json").exists():  # the run's first completion: how it was made
+        write_text(rd.path / "run.json", json.dumps(_run_info(cfg, rd.id, time.perf_counter() - start), indent=2))
+    fault_point("before_done")
+    rd.mark_done()
+    log.info("%s done in %.1f s", rd.id, time.perf_counter() - start)
+    return "done"
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")

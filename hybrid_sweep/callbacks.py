@@ -14,7 +14,25 @@ from hydra.experimental.callback import Callback
 
 from hybrid_sweep.errors import HybridSweepError
 
-ANALYSIS_INPUTS = "inputs.json"  # in <results_root>/analysis: the results fingerprint and code the report was made from
+ANALYSIS_INPUTS = "inputs.json"
+# What went wrong in this process's multirun: failed jobs and errors at its end (collect, report). The
+# command exits non-zero when either is non-empty (``exit_status``), so a script or CI can tell.
+OUTCOME: dict[str, list[str]] = {"failed_jobs": [], "end_errors": []}
+
+
+def record_failed_job(overrides: str) -> None:
+    OUTCOME["failed_jobs"].append(overrides)
+
+
+def exit_status() -> int:
+    """0, or 1 after one line saying what failed in this process's multirun."""
+    failed, errors = OUTCOME["failed_jobs"], OUTCOME["end_errors"]
+    if not failed and not errors:
+        return 0
+    parts = [f"{len(failed)} run(s) failed (e.g. {failed[0] or '(defaults)'}); a rerun retries them"] if failed else []
+    parts += errors[:1]
+    print(f"error: {'; '.join(parts)}", file=sys.stderr)
+    return 1  # in <results_root>/analysis: the results fingerprint and code the report was made from
 
 
 def preload_end_of_sweep() -> None:
@@ -42,11 +60,12 @@ class CollectResults(Callback):
         root = Path(config.results_root)
         try:
             _, results = collect(root)
-        except HybridSweepError as err:  # e.g. a results root holding two run-id generations
-            print(f"error: {err}", file=sys.stderr)
-            return
-        if analyze and not results.empty:
-            analysis_if_changed(config, root)
+            if analyze and not results.empty:
+                analysis_if_changed(config, root)
+        except Exception as err:  # noqa: BLE001 - Hydra would turn it into a warning and exit 0
+            line = str(err).splitlines()[0] if str(err) else type(err).__name__
+            message = line if isinstance(err, HybridSweepError) else f"{type(err).__name__}: {line}"
+            OUTCOME["end_errors"].append(f"collecting {root}: {message}")
 
 
 def analysis_if_changed(config, root: Path) -> Path | None:

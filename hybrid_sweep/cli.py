@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from hybrid_sweep.config.secrets import SECRET_KEY, check_no_secrets, secret_error  # noqa: F401
 from hybrid_sweep.errors import ConfigError, HybridSweepError
 
 EXIT_USER_ERROR = 2
@@ -63,6 +64,7 @@ def check_overrides(argv: list[str], schema: str = "config") -> None:
     a key the typed schema does not declare, and a key given twice are one line on stderr and exit 2,
     instead of Hydra's multi-line reports."""
     from hybrid_sweep.config.load import undeclared
+    from hybrid_sweep.config.preset_keys import check_preset_keys
 
     conf = Path(CONF_DIR)
     seen: dict[str, str] = {}
@@ -82,36 +84,28 @@ def check_overrides(argv: list[str], schema: str = "config") -> None:
             else undeclared(bare, schema)
         if declared is not None:
             _exit(f"{bare}: unknown key (declared: {declared})")
-        if "." in group or group.startswith("hydra") or not folder.is_dir() or key.startswith("~") or value in ("", "null"):
+        if group.startswith("hydra/") and "." not in group and not key.startswith("~"):
+            options = hydra_group_options(group)  # hydra/launcher, hydra/sweeper: plugins' options too
+        elif "." in group or group.startswith("hydra") or not folder.is_dir() or key.startswith("~") or value in ("", "null"):
             continue
-        options = sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "base")
+        else:
+            options = sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "base")
         for option in value.split(","):
             if option not in options:
                 _exit(f"{group}: unknown option {option!r}; available: {', '.join(options)}")
+    try:  # a key the chosen preset lacks (logger.mode with logger=none): one line, not Hydra's report
+        check_preset_keys(argv[1:], conf, schema)
+    except ConfigError as err:
+        _exit(str(err))
 
 
-SECRET_KEY = re.compile(r"(^|[._])(api_?key|token|secret|password|passwd|credentials?)$", re.IGNORECASE)
+def hydra_group_options(group: str) -> list[str]:
+    """The options of a config group as Hydra sees them: conf/ and the installed plugins (launchers,
+    sweepers), so ``hydra/launcher=slurmm`` is one line rather than Hydra's listing."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
 
-
-def secret_error(key: str) -> ConfigError:
-    return ConfigError(key, "looks like a secret; configs are saved beside the results, so pass secrets through "
-                            "the environment (WANDB_API_KEY or `wandb login`, HF_TOKEN or `hf auth login`)")
-
-
-def check_no_secrets(node, prefix: str = "") -> None:
-    """Refuse a composed config (DictConfig or dict) that carries a secret-looking key (it would be
-    written to config.yaml)."""
-    if not isinstance(node, dict):
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(node, DictConfig):
-            node = OmegaConf.to_container(node)
-    if isinstance(node, dict):
-        for key, value in node.items():
-            dotted = f"{prefix}{key}"
-            if SECRET_KEY.search(str(key)):
-                raise secret_error(dotted)
-            check_no_secrets(value, dotted + ".")
+    return sorted(ConfigLoaderImpl(config_search_path=create_config_search_path(CONF_DIR)).get_group_options(group))
 
 
 def _exit(message: str) -> None:

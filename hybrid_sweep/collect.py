@@ -26,11 +26,17 @@ from hybrid_sweep import results_schema
 from hybrid_sweep.config import CONFIG_SCHEMA_VERSION, axis_values, is_condition_override, load, semantic_config
 from hybrid_sweep.errors import DataError, HybridSweepError
 from hybrid_sweep.faults import fault_point
-from hybrid_sweep.io import TMP_GLOB, waiting_lock, write_csv
-from hybrid_sweep.runs.store import RunDir, all_runs
+from hybrid_sweep.io import TMP_GLOB, waiting_lock, write_csv, write_parquet
+from hybrid_sweep.runs.store import ARTEFACTS_FILE, EVALS_FILE, RunDir, all_runs
 
 # The files of a run that collect reads: a change in any of them (or in a run's status) is new input.
-INPUT_FILES = ("config.yaml", "run.json", "stages.json", "train_summary.json", "metrics.parquet", "DONE", "FAILED")
+INPUT_FILES = ("config.yaml", "run.json", "stages.json", "train_summary.json", EVALS_FILE, ARTEFACTS_FILE,
+               "DONE", "FAILED")
+EVAL_FILES = ("metrics.parquet", "per_query.parquet")  # of each requested evaluation
+
+
+def _eval_files(rd: RunDir) -> list[Path]:
+    return [rd.path / "eval" / name / e["key"] / f for name, e in rd.evals().items() for f in EVAL_FILES]
 
 
 def fingerprint(runs: list[RunDir]) -> str:
@@ -38,13 +44,52 @@ def fingerprint(runs: list[RunDir]) -> str:
     h = hashlib.sha256(f"{results_schema.SCHEMA_VERSION}/{CONFIG_SCHEMA_VERSION}".encode())
     for rd in runs:
         h.update(f"{rd.id}:{rd.status()}".encode())
-        for name in INPUT_FILES:
+        for path in [rd.path / name for name in INPUT_FILES] + _eval_files(rd):
             try:
-                st = (rd.path / name).stat()
+                st = path.stat()
             except FileNotFoundError:
                 continue
-            h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+            h.update(f"{path.relative_to(rd.path)}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
+
+
+class CollectFailed(DataError):
+    """Tables were written, but some finished runs did not verify (named in the message)."""
+
+
+def _verified(rd: RunDir) -> str | None:
+    """None when every artefact matches DONE's record; else one line naming the first bad file, after
+    marking its stage for recomputation (when no other process holds the run)."""
+    problems = rd.verify()
+    if not problems:
+        return None
+    rel, problem = problems[0]
+    message = f"{rd.path / rel}: {problem}"
+    with rd.lock() as owned:
+        if owned:
+            what = rd.invalidate(rel)
+            rd.mark_failed(f"{message}; rerun the sweep to recompute {what}")
+            return f"{message}; rerun the sweep to recompute {what}"
+    return f"{message} (the run is in use; collect again when it finishes)"
+
+
+def _read_evals(rd: RunDir, row: dict) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+    """Each requested evaluation's metric and per-query rows, tagged with the run's columns."""
+    metrics, per_query = [], []
+    for name, e in rd.evals().items():
+        folder = rd.path / "eval" / name / e["key"]
+        try:
+            m = pd.read_parquet(folder / "metrics.parquet")
+            q = pd.read_parquet(folder / "per_query.parquet") if (folder / "per_query.parquet").exists() else None
+        except Exception as err:  # noqa: BLE001 - a damaged table that DONE did not record
+            raise DataError(folder / "metrics.parquet", f"unreadable ({type(err).__name__}); delete the folder and "
+                                                        "rerun the sweep to recompute it") from None
+        for key in ("run_id", "sweep", "variant", *results_schema.axes()):
+            m.insert(len(m.columns), key, row.get(key))
+        metrics.append(m)
+        if q is not None and len(q):
+            per_query.append(q.assign(run_id=rd.id))
+    return metrics, per_query
 
 
 def separate_hidden_differences(rows: list[dict], configs: dict[str, dict]) -> list[str]:
@@ -97,11 +142,11 @@ def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame
         if not quiet:
             print(f"{root}: {len(runs)} runs, unchanged since the last collect; results.parquet has {len(results)} rows")
         return runs, results
-    raw = {rd.id: OmegaConf.load(rd.path / "config.yaml") for rd in runs_found}
+    raw = {rd.id: _run_config(rd.path / "config.yaml") for rd in runs_found}
     _check_one_generation(root, raw)
     rows, configs = [], {}
     for rd in runs_found:
-        cfg = load(raw[rd.id])
+        cfg = load(raw[rd.id], paths=False)  # a root moved away from its training files still collects
         configs[rd.id] = pd.json_normalize(semantic_config(cfg), sep=".").iloc[0].to_dict()
         info = rd.info()
         status = rd.status()
@@ -115,22 +160,39 @@ def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame
         row["variant"] = " ".join(sorted(o for o in (info.get("overrides") or "").split() if is_condition_override(o)))
         rows.append(row)
     hidden = separate_hidden_differences(rows, configs)
-    frames = []
-    for row in rows:
-        if row["status"] == "done":
-            m = pd.read_parquet(root / "runs" / row["run_id"] / "metrics.parquet")
-            for key in ("run_id", "sweep", "variant", *results_schema.axes()):
-                m.insert(len(m.columns), key, row.get(key))
-            frames.append(m)
+    frames, queries, corrupt = [], [], []
+    for rd, row in zip(runs_found, rows):
+        if row["status"] != "done":
+            continue
+        bad = _verified(rd)
+        if bad is None:
+            try:
+                m, q = _read_evals(rd, row)
+            except DataError as err:
+                bad = str(err)
+            else:
+                frames += m
+                queries += q
+                continue
+        row.update(status="failed", error=bad)
+        corrupt.append(bad)
+    if corrupt:  # the tables record the state after marking, so a rerun's collect is not skipped
+        inputs = fingerprint(runs_found)
     runs = pd.DataFrame(rows)
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    study = _study(raw)
     with waiting_lock(root / ".collect.lock"):  # one writer of the tables at a time
         for stale in root.glob(TMP_GLOB):  # left by a collect that was killed
             stale.unlink()
         results_schema.write_table(root / "runs.parquet", runs, "runs", inputs)
         write_csv(root / "runs.csv", runs)
         fault_point("during_collect")
-        results_schema.write_table(root / "results.parquet", results, "results", inputs)
+        if queries:
+            write_parquet(root / "per_query.parquet", pd.concat(queries, ignore_index=True))
+        else:
+            (root / "per_query.parquet").unlink(missing_ok=True)
+        results_schema.write_table(root / "results.parquet", results, "results", inputs,
+                                   extra={"study": study, "resource_levels": _resource_levels(raw)})
     if not quiet:
         if hidden:
             print(f"note: runs with the same axes and seed differ in {', '.join(hidden)} (not on their command "
@@ -139,7 +201,38 @@ def collect(root: Path, quiet: bool = False) -> tuple[pd.DataFrame, pd.DataFrame
         print(f"{root}: {len(runs)} runs {counts}; results.parquet has {len(results)} rows")
         for _, r in runs[runs.status == "failed"].iterrows() if len(runs) else []:
             print(f"  failed {r.run_id}: {r.error}")
+    if corrupt:
+        raise CollectFailed(root, f"{len(corrupt)} finished run(s) did not verify, left out of the tables: {corrupt[0]}")
     return runs, results
+
+
+def _resource_levels(raw: dict) -> dict[str, str]:
+    """Language -> resource level of the synthetic benchmark (the one fact the analysis needs that no
+    metric row carries), from the first run config that has one."""
+    for c in raw.values():
+        if c.get("synthetic") is not None and c.synthetic.get("languages"):
+            return {str(lang.code): str(lang.resource) for lang in c.synthetic.languages}
+    return {}
+
+
+def _run_config(path: Path):
+    """A run's stored config; a damaged one is one line naming ``file:line``."""
+    import yaml
+
+    try:
+        return OmegaConf.load(path)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        raise DataError(where, f"not valid YAML ({getattr(err, 'problem', None) or type(err).__name__}); "
+                               "delete the run's folder and rerun the sweep to redo it") from None
+
+
+def _study(raw: dict) -> dict | None:
+    """The study declaration (primary hypothesis, seeds fixed in advance) the runs share, if any."""
+    found = {json.dumps(OmegaConf.to_container(c.get("study"), resolve=True), sort_keys=True)
+             for c in raw.values() if c.get("study") is not None}
+    return json.loads(next(iter(found))) if len(found) == 1 else None
 
 
 def main(argv=None) -> None:
@@ -149,6 +242,9 @@ def main(argv=None) -> None:
         sys.exit(2)
     if not Path(args[0]).is_dir():
         print(f"error: {args[0]}: no such results root", file=sys.stderr)
+        sys.exit(2)
+    if not (Path(args[0]) / "runs").is_dir():  # not a results root: write no tables into it
+        print(f"error: {args[0]}: not a results root (no runs/ folder)", file=sys.stderr)
         sys.exit(2)
     try:
         collect(Path(args[0]))

@@ -60,10 +60,12 @@ def test_compare_runs_picks_welch_paired_or_sign_flip_and_matches_references():
     assert compare_runs(a[:3], b, [0, 1, 2], [0, 1, 3])["test"].startswith("Welch")  # different seeds
     with pytest.raises(ValueError, match="same seeds"):
         compare_runs(a[:3], b, [0, 1, 2], [0, 1, 3], paired=True)
-    # 8 seed pairs: the exact sign-flip test, against brute force over all 256 sign patterns
+    # 8 seed pairs: still the paired t (the sign-flip's smallest p, 2 / 2**8, would cost power under Holm);
+    # the sign-flip test itself (from MIN_PERM_RUNS pairs) against brute force over all 256 sign patterns
     rng = np.random.default_rng(1)
     x, y = rng.normal(0.5, 0.02, 8), rng.normal(0.49, 0.02, 8)
-    flip = compare_runs(x, y, range(8), range(8))
+    assert compare_runs(x, y, range(8), range(8))["test"] == "paired t on per-seed differences"
+    flip = compare_runs(x, y, range(8), range(8), min_perm_runs=8)
     d = x - y
     null = [abs(np.mean(np.array(s) * d)) for s in itertools.product([-1, 1], repeat=8)]
     assert flip["test"].startswith("sign-flip") and flip["p"] == pytest.approx(np.mean(np.array(null) >= abs(d.mean()) - 1e-12))
@@ -131,7 +133,7 @@ def test_an_axis_spelled_twice_still_gives_adjacent_steps():
     assert [(a, b) for a, b, _ in pairs] == [("n=4", "n=2"), ("n=7", "n=4")]
 
 
-def fake_root(root, conditions: dict, seeds=(0, 1, 2), shift_per_step=0.0, metadata=True, collected=False):
+def fake_root(root, conditions: dict, seeds=(0, 1, 2), shift_per_step=0.0, metadata=True, collected=True):
     """A results root as collect writes it, from simulated query values: ``conditions`` maps n_pairs ->
     number of seeds; the true mAP is 0.5 + shift_per_step · log2(n_pairs)."""
     rng = np.random.default_rng(7)
@@ -177,16 +179,15 @@ def test_axes_come_from_schema_metadata_or_from_the_run_columns_that_vary(tmp_pa
     assert "seed" not in varying_axes(plain)
 
 
-def test_per_query_rows_from_the_collected_table_or_each_run(tmp_path):
+def test_per_query_rows_come_from_the_collected_table_only(tmp_path):
+    """The analysis reads tables only: collect's per_query.parquet, never a run folder's files."""
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     results = fake_root(tmp_path / "a", {1: 3, 2: 3})
     frame, missing = per_query_frame(tmp_path / "a", results, ["n_pairs"])
     assert missing == [] and set(frame.run_id) == set(results.run_id) and {"group", "n_pairs", "seed"} <= set(frame.columns)
-    (tmp_path / "a" / "runs" / "run2-1" / "per_query.parquet").unlink()
-    assert per_query_frame(tmp_path / "a", results, ["n_pairs"])[1] == ["run2-1"]
-    results = fake_root(tmp_path / "b", {1: 3, 2: 3}, collected=True)
-    assert not (tmp_path / "b" / "runs").exists()
-    assert len(per_query_frame(tmp_path / "b", results, ["n_pairs"])[0]) == len(frame)
+    results = fake_root(tmp_path / "b", {1: 3, 2: 3}, collected=False)  # per-run files only, no collected table
+    frame_b, missing_b = per_query_frame(tmp_path / "b", results, ["n_pairs"])
+    assert frame_b.empty and sorted(missing_b) == sorted(set(results.run_id))
     pd.DataFrame({"ap": [0.1]}).to_parquet(tmp_path / "b" / "per_query.parquet")
     with pytest.raises(DataError, match="per_query.parquet: no run_id column"):
         per_query_frame(tmp_path / "b", results, ["n_pairs"])
@@ -210,19 +211,23 @@ def test_report_of_a_simulated_study_keeps_every_condition_and_corrects_for_mult
     planned = pd.read_csv(tmp_path / "analysis" / "planned_tests.csv")
     assert len(pairs) == 45  # every pair of the ten conditions (no cap)
     assert len(planned) == 9 and set(planned.comparison) == {"adjacent n_pairs"}
-    assert planned.correction.str.startswith("Holm").all() and pairs.correction.str.startswith("Benjamini").all()
+    # one Holm family over every exploratory test the report shows (planned pairs counted once)
+    assert planned.correction.str.startswith("Holm").all() and pairs.correction.str.startswith("Holm").all()
+    assert pairs.correction.iloc[0].endswith("family of 37")  # 36 tested pairs (9 lack a p) + 1 slope
     tested = pairs.dropna(subset=["p"])
     assert (tested.p_adj >= tested.p - 1e-12).all() and (tested.p_q_adj >= tested.p_q - 1e-12).all()
     assert set(tested.test) == {"paired t on per-seed differences"}
     few = pairs[(pairs.n_A < 3) | (pairs.n_B < 3)]
     assert len(few) == 9 and few[["p", "lo", "p_q"]].isna().all().all()
-    assert "fewer than 3 runs a side" in report and "Holm" in report and "Benjamini" in report
+    assert "fewer than 3 runs a side" in report and "Holm" in report and "exploratory" in report
+    assert "No primary hypothesis is declared" in report
     # the known answer: 0.02 per doubling, recovered by the fit; a step of 8 doublings is detected
     fits = pd.read_csv(tmp_path / "analysis" / "fits.csv")
     fit = fits[(fits.metric == "map") & (fits.setting == "mono")].iloc[0]
     assert fit.lo < 0.02 < fit.hi and fit.fit == "log2" and fit.n_runs == 29
     far = pairs[(pairs.A == "n_pairs=256") & (pairs.B == "n_pairs=1")].iloc[0]
-    assert far.p_adj < 0.05 and far.lo_q < far["diff"] < far.hi_q and far.clusters == 40
+    assert far.p < 0.05 and far.p_adj >= far.p and far.lo_q < far["diff"] < far.hi_q and far.clusters == 40
+    assert fit.p_adj < 0.05  # the slope survives the report-wide family of 37
 
 
 def test_report_of_a_small_sweep(tmp_path):

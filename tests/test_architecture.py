@@ -17,7 +17,37 @@ NEVER = {
     "sampling": ("hybrid_sweep.encoders",),
     "training": ("hybrid_sweep.runs", "hybrid_sweep.collect"),
     "analysis": ("hybrid_sweep.training", "hybrid_sweep.encoders", "hybrid_sweep.runs", "hybrid_sweep.collect"),
+    # the typed configs know no stage: they are read by every stage, so they import none of them (or the CLI)
+    "config": ("hybrid_sweep.data", "hybrid_sweep.encoders", "hybrid_sweep.sampling", "hybrid_sweep.training",
+               "hybrid_sweep.evaluation", "hybrid_sweep.runs", "hybrid_sweep.collect", "hybrid_sweep.analysis",
+               "hybrid_sweep.cli", "hybrid_sweep.app"),
 }
+
+
+def module_of(path: Path) -> str:
+    return ".".join(path.relative_to(PKG.parent).with_suffix("").parts).removesuffix(".__init__")
+
+
+def test_no_import_cycles_between_modules():
+    """No two modules of the package import each other, directly or through others (function-level
+    imports count: a cycle hidden inside a function still ties the two modules together)."""
+    modules = {module_of(p): p for p in PKG.rglob("*.py")}
+    edges = {m: {n for n in imports_of(p) if n in modules and n != m} for m, p in modules.items()}
+    cycles, state = [], {}
+
+    def visit(m, stack):
+        state[m] = "open"
+        for n in sorted(edges[m]):
+            if state.get(n) == "open":
+                cycles.append(" -> ".join(stack[stack.index(n):] + [n]))
+            elif n not in state:
+                visit(n, stack + [n])
+        state[m] = "done"
+
+    for m in sorted(modules):
+        if m not in state:
+            visit(m, [m])
+    assert cycles == []
 
 
 def imports_of(path: Path) -> set[str]:

@@ -26,3 +26,9 @@ def test_bench_encode_smoke_matches_sentence_transformers():
 def test_bench_sweep_smoke_reruns_nothing():
     out = bench_sweep.main(["--smoke"])
     assert out["runs"] == 1 and 0 < out["inside_s"] < out["total_s"]
+
+
+def test_bench_sweep_smoke_adding_a_benchmark_trains_nothing(tmp_path, data_root):
+    out = bench_sweep.main(["--smoke", "--add-benchmark", str(tmp_path / "root")])
+    assert out["steps"] == 0 and out["rewritten"] == 0
+    assert out["typo_exit"] == 2 and out["typo_runs"] == 0

@@ -13,10 +13,11 @@ from omegaconf import OmegaConf
 
 from hybrid_sweep import results_schema
 from hybrid_sweep.collect import collect
-from hybrid_sweep.config import AppConfig, axis_specs, axis_values, is_condition_override, load, semantic_config
+from hybrid_sweep.config import CONFIG_SCHEMA_VERSION, AppConfig, axis_specs, axis_values, is_condition_override, load, semantic_config
 from hybrid_sweep.config.marks import section, setting
-from hybrid_sweep.config.stages import (DataConfig, EncoderConfig, EvalConfig, PathsConfig, SamplerConfig,
-                                        SyntheticConfig, TrainConfig)
+from hybrid_sweep.config.eval_kinds import FloresEvalConfig, MtebEvalConfig, PooledEvalConfig, RetrievalEvalConfig
+from hybrid_sweep.config.stages import (DataConfig, EncoderConfig, PathsConfig, SamplerConfig, SyntheticConfig,
+                                        TrainConfig)
 from hybrid_sweep.errors import ConfigError, DataError
 from hybrid_sweep.runs.store import config_hash, run_id
 from tests.conftest import ROOT
@@ -49,12 +50,15 @@ def _group_options():
 
 
 PRESETS = _group_options()
-REQUIRED = {"data=jsonl": ["data.sources.0.path=/data/train.jsonl"],
-            "data=parquet": ["data.sources.0.path=/data/train.parquet"]}  # presets with a value users must give
+_FILE = ROOT / "README.md"  # any existing file: paths are checked to exist
+REQUIRED = {"data=jsonl": [f"data.sources.0.path={_FILE}"], "data=parquet": [f"data.sources.0.path={_FILE}"],
+            "+eval@evals.extra=beir": [f"evals.extra.path={ROOT / 'tests'}"],
+            "+eval@evals.extra=trec": [f"evals.extra.trec.{k}={_FILE}" for k in ("corpus", "topics", "qrels")],
+            "+eval@evals.extra=mteb": ["evals.extra.tasks=[NanoNFCorpusRetrieval]"]}  # values users must give
 
 
 def test_a_required_value_left_unset_is_named():
-    with pytest.raises(ConfigError, match=r"^data.sources\[0\].path: required and not set"):
+    with pytest.raises(ConfigError, match=r"^data.sources.0.path: required and not set"):
         load(compose("data=jsonl"))
 
 
@@ -88,7 +92,9 @@ def _base_values(path: Path) -> dict:
 
 @pytest.mark.parametrize("cls, file", [(EncoderConfig, "encoder/base.yaml"), (SamplerConfig, "sampler/base.yaml"),
                                        (TrainConfig, "train/base.yaml"), (DataConfig, "data/base.yaml"),
-                                       (EvalConfig, "eval/base.yaml"), (SyntheticConfig, "synthetic/default.yaml"),
+                                       (PooledEvalConfig, "eval/base.yaml"), (RetrievalEvalConfig, "eval/retrieval_base.yaml"),
+                                       (FloresEvalConfig, "eval/flores.yaml"), (MtebEvalConfig, "eval/mteb.yaml"),
+                                       (SyntheticConfig, "synthetic/default.yaml"),
                                        (PathsConfig, "paths/default.yaml")])
 def test_base_presets_repeat_the_declared_defaults(cls, file):
     """The dataclasses own the defaults; the base YAML files (what users read) must not drift from them."""
@@ -105,11 +111,11 @@ def test_base_presets_repeat_the_declared_defaults(cls, file):
     ("train.batch_size=abc", r"^train.batch_size: Value 'abc' of type 'str' could not be converted to Integer"),
     ("train.batch_size=1", r"^train.batch_size: must be >= 2"),
     ("sampler.ratio.mono=0.9", r"^sampler.ratio: mono/cross/mixed must be >= 0 and sum to 1"),
-    ("sampler.n_pairs=0", r"^sampler.n_pairs: must be >= 1 or null"),
+    ("sampler.n_pairs=0", r"^sampler.n_pairs: must be a positive integer, got 0"),
     ("+sampler.ratio.multi=0.5", r"^sampler.ratio.multi: unknown key \(declared: mono, cross, mixed\)"),
-    ("encoder.pooling=max", r"^encoder.pooling: must be one of mean, cls, got 'max'"),
+    ("encoder.pooling=max", r"^encoder.pooling: unknown pooling 'max'; one of mean, cls"),
     ("evals.synthetic.subset.articles=0", r"^evals.synthetic.subset.articles: must be a positive integer"),
-    ("resources.start=thread", r"^resources.start: must be one of fork, spawn"),
+    ("resources.start=thread", r"^resources.start: unknown start 'thread'; one of fork, spawn"),
     ("data.languages=[]", r"^data.languages: empty training-language set"),
     ("evals.synthetic.languages=qla", r"^evals.synthetic.languages: a list of language codes, all, or null; got 'qla'"),
 ])
@@ -126,12 +132,15 @@ def test_switched_off_stages_are_not_validated_or_hashed():
     assert axis_values(zero)["sampler"] == "zero-shot" and axis_values(zero)["max_steps"] == 0
 
 
-def test_open_sections_keep_undeclared_keys_in_the_run_id():
-    plain = load(compose())
-    extra = load(compose("+evals.synthetic.kind_specific=3", "+data.pivot=qla"))
-    assert extra.evals.synthetic.kind_specific == 3
-    assert run_id(extra) != run_id(plain)
-    assert is_condition_override("+data.pivot=qla")
+def test_no_section_is_open_and_kind_specific_keys_are_typed():
+    """Every key of an evaluation entry or a training source is declared by its kind's dataclass."""
+    with pytest.raises(ConfigError, match=r"^evals.synthetic.kind_specific: unknown key \(declared: kind, name"):
+        load(compose("+evals.synthetic.kind_specific=3"))
+    plain, pivot = load(compose()), load(compose("+data.pivot=qla"))
+    assert run_id(pivot) != run_id(plain) and is_condition_override("+data.pivot=qla")
+    assert OmegaConf.get_type(plain.evals.synthetic) is PooledEvalConfig
+    assert type(plain.data.sources[0]).__name__ == "DictConfig" and plain.data.sources[0].split == "train"
+    assert run_id(load(compose())) == run_id(plain)  # a typed source hashes the same every time
 
 
 # --- the batch mix ---------------------------------------------------------------------------------------
@@ -196,22 +205,30 @@ def test_condition_keys_follow_the_marks():
 
 METRICS = pd.DataFrame({"benchmark": ["synthetic-test"] * 2, "setting": ["mono", "multi"], "query_lang": ["avg"] * 2,
                         "doc_lang": ["avg", "all"], "metric": ["map"] * 2, "value": [0.5, 0.25],
-                        "n_queries": [10, 10], "n_skipped": [0, 0], "depth": ["full", "full"]})
+                        "n_queries": [10, 10], "n_skipped": [0, 0], "depth": ["full", "full"],
+                        "max_length": pd.array([128, 128], dtype="Int64")})
 
 
 def fake_run(root: Path, *overrides, schema_version=True) -> Path:
-    """A finished run folder as the app writes it (config.yaml, run.json, metrics.parquet, DONE)."""
+    """A finished run folder as the app writes it (config.yaml, run.json, evals.json, each evaluation's
+    eval/<name>/<eval key>/metrics.parquet, artefacts.json, DONE)."""
+    from hybrid_sweep.runs.store import RunDir, requested_evals
+
     cfg = load(compose(*overrides, f"results_root={root}"))
-    folder = root / "runs" / run_id(cfg)
+    rd = RunDir(root, run_id(cfg))
+    folder = rd.path
     folder.mkdir(parents=True)
+    rd.request(requested_evals(cfg))
+    for name, entry in rd.evals().items():
+        rd.eval_dir(name, entry["key"]).mkdir(parents=True)
+        METRICS.to_parquet(rd.eval_dir(name, entry["key"]) / "metrics.parquet")
     data = OmegaConf.to_container(cfg, resolve=True)
     if not schema_version:  # what version 1 wrote: no schema_version, a sampler name
         data.pop("schema_version")
         data["sampler"]["name"] = "hybrid"
     (folder / "config.yaml").write_text(yaml.safe_dump(data))
     (folder / "run.json").write_text(json.dumps({"run_id": folder.name, "overrides": " ".join(overrides)}))
-    METRICS.to_parquet(folder / "metrics.parquet")
-    (folder / "DONE").write_text("")
+    rd.mark_done()
     return folder
 
 
@@ -267,7 +284,7 @@ def test_a_sweep_refuses_a_root_of_another_generation(tmp_path):
     from hybrid_sweep.runs.store import STORE_FILE, check_store_version
 
     check_store_version(tmp_path / "fresh")  # a new root is stamped with the current schema
-    assert json.loads((tmp_path / "fresh" / "runs" / STORE_FILE).read_text())["schema_version"] == "2"
+    assert json.loads((tmp_path / "fresh" / "runs" / STORE_FILE).read_text())["schema_version"] == CONFIG_SCHEMA_VERSION
     check_store_version(tmp_path / "fresh")  # and accepted again
     (tmp_path / "old" / "runs" / "0123456789ab").mkdir(parents=True)  # runs from before the stamp
     with pytest.raises(ConfigError, match=r"^results_root: .*old holds runs of config schema 1 whose run ids differ"):

@@ -55,7 +55,7 @@ def test_bad_config_is_one_line_and_nothing_written(tmp_path, override, message)
     ("+outputdir=x", "error: outputdir: unknown key (declared: paths, synthetic, encoder, eval, output_dir, overwrite)"),
     ("encoder.max_len=64", "error: encoder.max_len: unknown key (declared: name, kind, path,"),  # no "+"
     ("encoder.max_length=long", "error: encoder.max_length: Value 'long' of type 'str' could not be converted to Integer"),
-    ("encoder.pooling=max", "error: encoder.pooling: must be one of mean, cls, got 'max'"),
+    ("encoder.pooling=max", "error: encoder.pooling: unknown pooling 'max'; one of mean, cls"),
 ])
 def test_schema_errors_are_one_line_and_leave_no_output_dir(tmp_path, override, message):
     """The CLI validates through the typed schema (``config.load(cfg, "evaluate")``) before anything is

@@ -66,7 +66,8 @@ def test_refused_write_fails_the_run_in_one_line_then_rerun_completes(tmp_path, 
     quota) while the model is saved: each run is FAILED with one line naming the run folder and the
     reason, nothing is DONE, the sweep itself finishes; the same command later completes every run."""
     full, log = sweep(tmp_path, max_file_bytes=100_000)
-    assert full.returncode == 0, log[-3000:]  # a failed run does not stop the sweep
+    assert full.returncode == 1, log[-3000:]  # a failed run does not stop the sweep; the exit code says it
+    assert log.strip().splitlines()[-1].startswith("error: 2 run(s) failed")
     assert not list(tmp_path.glob("runs/*/DONE"))
     failed = sorted(tmp_path.glob("runs/*/FAILED"))
     assert len(failed) == 2

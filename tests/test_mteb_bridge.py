@@ -83,7 +83,8 @@ def test_known_rankings_give_known_scores_and_tidy_rows(tmp_path):
     assert set(rows["benchmark"]) == {"KnownAnswerRetrieval"} and set(rows["setting"]) == {"test"}
     assert (rows["n_queries"] == 3).all() and (rows["n_skipped"] == 0).all() and (rows["depth"] == 1000).all()
     assert list(rows.columns) == ["benchmark", "setting", "query_lang", "doc_lang", "metric", "value",
-                                  "n_queries", "n_skipped", "depth"]
+                                  "n_queries", "n_skipped", "depth", "max_length"]
+    assert (rows["max_length"] == 128).all()  # the encoder's max tokens, recorded
     # queries went in as queries, documents as passages, each exactly once
     kinds = {kind: sorted(t for k, texts in enc.calls if k == kind for t in texts) for kind in ("query", "passage")}
     assert kinds == {"query": sorted(QUERIES.values()), "passage": sorted(DOCS.values())}

@@ -17,7 +17,7 @@ STUDY_AXIS = {"language_pairs": "n_pairs", "mix_ratio": "ratio_mono", "train_lan
 MINI = {  # two values of each study's axis
     "language_pairs": ["sampler.n_pairs=1,15"],  # unordered pairs of the 6 synthetic languages: 15
     "mix_ratio": ["+ratio=mono,hybrid"],
-    "train_languages": ["+langs=syn2,syn3"],
+    "train_languages": ["data.n_languages=2,3"],  # drawn per seed from the preset's pool of 6
     "low_resource_pretrain": ["pretrain.n_low_resource=0,1", "pretrain.max_steps=3", "pretrain.batch_size=8"],
     "synthetic_languages": ["+langs=syn2,syn3"],
 }

@@ -137,6 +137,7 @@ def test_checkpoint_mlm_head_is_kept(tmp_path):
     continued_mlm(cfg, tmp_path / "out")  # a tiny run keeps it and says so
     info = json.loads((tmp_path / "out" / "pretrain.json").read_text())
     assert info["lm_head"] == "checkpoint" and info["steps"] == 2 and info["lr"] == cfg.pretrain.lr
+    assert info["seed"] == cfg.pretrain.seed  # recorded: RQ4 replicates the stage per fine-tuning seed
 
 
 def test_checkpoint_without_head_gets_a_fresh_one(tmp_path, caplog):

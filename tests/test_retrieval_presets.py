@@ -37,7 +37,7 @@ def test_per_language_presets_load_their_fixture(preset, tmp_path):
     (task,) = load_retrieval_tasks(cfg.eval, cfg.paths)
     assert task.name == preset and [p.query_lang for p in task.pools] == langs
     assert all(p.setting == "mono" for p in task.pools)
-    assert task.max_length == (512 if preset == "mldr" else None)
+    assert task.max_length == (512 if preset == "mldr" else "model")  # "as MTEB's X": the model's own limit
 
 
 def test_beir_and_nanobeir_presets(tmp_path):

@@ -21,5 +21,6 @@ def test_a_run_adds_flores_and_a_beir_folder(tmp_path, data_root):
     flores = results[results.benchmark == "flores"]
     assert set(flores.setting) == {"cross", "multi"} and set(flores.query_lang) == {"eng_Latn", "deu_Latn", "yor_Latn", "avg"}
     (run,) = [p for p in (tmp_path / "out" / "runs").iterdir() if p.is_dir()]  # beside runs/store.json
-    groups = pd.read_parquet(run / "eval" / "flores" / "language_groups.parquet")
+    (groups_file,) = run.glob("eval/flores/*/language_groups.parquet")  # eval/<entry>/<eval key>/
+    groups = pd.read_parquet(groups_file)
     assert set(groups[groups.grouping == "seen"].group) == {"unseen"}  # trained on the synthetic languages

@@ -29,7 +29,7 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from hybrid_sweep.analysis.hierarchical import Cells, HierarchicalBootstrap
-from hybrid_sweep.analysis.stats import compare_runs, ols_slope, paired_t, sign_flip, welch
+from hybrid_sweep.analysis.stats import MIN_PERM_RUNS, compare_runs, ols_slope, paired_test, sign_flip, welch
 
 CLUSTERS, LANGS = 120, 3
 RUN_SD, RUN_X_QUESTION_SD, ROW_SD = 0.01, 0.05, 0.1
@@ -80,10 +80,10 @@ def hierarchical(y, paired: bool, n_boot: int = 400, chunk: int = 100) -> dict:
 
 def default_test(x, paired: bool) -> dict:
     """The per-run test ``compare_runs`` picks for this design, on a batch of trials (``x``: trials, 2, n):
-    Welch unpaired; paired t on seed differences; the exact sign-flip from 8 pairs on."""
+    Welch unpaired; on seed differences the paired t, the sign-flip from ``MIN_PERM_RUNS`` pairs on."""
     if not paired:
         return welch(x[:, 0], x[:, 1])
-    return (paired_t if x.shape[-1] < 8 else sign_flip)(x[:, 0] - x[:, 1])
+    return paired_test(x[:, 0] - x[:, 1])
 
 
 def rates(res: dict, truth: float = 0.0) -> dict:
@@ -159,6 +159,27 @@ def test_known_shift_is_recovered_with_the_expected_power():
     assert np.mean(boot["p"] < 0.05) > expected - 0.1  # barely less power: its cluster part is small here
 
 
+def holm_first_step_power(n: int, effect: float = 1.0, family: int = 8, trials: int = 4000, seed: int = 60) -> float:
+    """Power of ``paired_test`` (the test ``compare_runs`` picks) to pass Holm's first threshold .05 / K with
+    n seed pairs, per-seed differences ~ N(effect, 1)."""
+    d = np.random.default_rng(seed + n).normal(effect, 1.0, (trials, n))
+    return float((np.asarray(paired_test(d)["p"]) <= 0.05 / family).mean())
+
+
+def test_power_never_drops_as_seeds_grow():
+    """Issue 19: with the sign-flip from 8 pairs, power at 8 seeds was 0 under Holm over 8 tests (its smallest
+    p, 2 / 2**8 = .0078, is above .05 / 8). Power at a fixed effect must not drop from 3 to 12 seeds (nor
+    where the sign-flip takes over, ``MIN_PERM_RUNS``), up to Monte Carlo error (4,000 trials a point: SE
+    <= .008; tolerance .02)."""
+    power = [holm_first_step_power(n) for n in range(3, 13)]
+    assert all(b >= a - 0.02 for a, b in zip(power, power[1:])), power
+    assert power[8 - 3] > 0.2 and power[-1] > 0.5, power  # 8 seeds: no dead zone
+    switch = [holm_first_step_power(n, effect=0.5, trials=1000) for n in (MIN_PERM_RUNS - 1, MIN_PERM_RUNS)]
+    assert switch[1] >= switch[0] - 0.04, switch  # the t at 15 pairs vs the exact sign-flip at 16
+    with_old_rule = float((np.asarray(sign_flip(np.random.default_rng(68).normal(1.0, 1.0, (500, 8)))["p"]) <= 0.05 / 8).mean())
+    assert with_old_rule == 0.0  # the dead zone this replaces
+
+
 def test_slope_ci_covers_the_true_slope():
     """metric = a + b·log2(axis) + run noise, 3 runs at each of 6 axis values; 4,000 trials (SE .0034)."""
     rng = np.random.default_rng(40)
@@ -191,7 +212,7 @@ if __name__ == "__main__":
     print("scenario (runs a side, seeds) | trials | test | rejection at .05 | 95 % CI coverage")
     for name, args in SCENARIOS.items():
         r = scenario(*args)
-        test = "Welch t" if "unpaired" in name else ("sign-flip (exact)" if name.startswith("8") else "paired t")
+        test = "Welch t" if "unpaired" in name else "paired t"
         print(f"{name} | {args[2]} | {test} | {r['default']['reject']:.4f} | {r['default']['cover']:.4f}")
         if r["hierarchical"]:
             print(f"{name} | {args[2]} | hierarchical bootstrap | {r['hierarchical']['reject']:.4f} | "

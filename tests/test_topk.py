@@ -153,3 +153,46 @@ def test_bench_search_smoke(tmp_path):
     assert "ours (cpu, float32)" in out.stdout
     if with_mteb:
         assert "equal top-k: True" in out.stdout
+
+
+def _reference_with_key(q, d, k, key):
+    """Brute force under (score desc, key asc): search the docs permuted into key order, map back."""
+    perm = np.argsort(key)
+    v, i = reference_topk(q, d[perm], k)
+    return v, perm[i]
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("faiss_flat", marks=needs_faiss)])
+@pytest.mark.parametrize("nq,nd,k,doc_block", [(23, 400, 10, 37), (7, 60, 60, 16), (4, 90, 100, 1000)])
+def test_tie_key_orders_equal_scores_by_key(backend, nq, nd, k, doc_block):
+    rng = np.random.default_rng(nd)
+    q, d = tied_embeddings(rng, nq, nd, 3, levels=1)  # many ties, also across block borders and the cut
+    key = rng.permutation(nd) * 3 + 5  # distinct, not 0..n-1, not index order
+    want_v, want_i = _reference_with_key(q, d, k, key)
+    got_v, got_i = exact_topk(q, d, k, doc_block=doc_block, query_block=5, backend=backend, tie_key=key)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_array_equal(got_v, want_v)
+    assert not np.array_equal(got_i, reference_topk(q, d, k)[1])  # the key did change the order
+
+
+def test_tie_key_of_the_wrong_length_is_named():
+    q = np.ones((2, 4), np.float32)
+    with pytest.raises(DataError, match="tie_key"):
+        exact_topk(q, q, 1, tie_key=np.arange(3))
+
+
+def test_concat_rows_reads_several_arrays_as_one(tmp_path):
+    from hybrid_sweep.evaluation.topk import ConcatRows
+
+    rng = np.random.default_rng(8)
+    parts = [rng.standard_normal((n, 5)).astype(np.float16) for n in (7, 0, 11, 3)]
+    np.save(tmp_path / "a.npy", parts[0])
+    rows = ConcatRows([np.load(tmp_path / "a.npy", mmap_mode="r"), parts[1], torch.from_numpy(parts[2]), parts[3]])
+    whole = np.concatenate(parts)
+    assert rows.shape == (21, 5) and len(rows) == 21
+    for a, b in [(0, 21), (5, 9), (7, 18), (19, 40), (3, 3)]:
+        np.testing.assert_array_equal(rows[a:b], whole[a:b])
+    pick = np.array([20, 0, 8, 7, 6, 18])
+    np.testing.assert_array_equal(rows[pick], whole[pick])
+    q = rng.standard_normal((6, 5)).astype(np.float32)
+    np.testing.assert_array_equal(exact_topk(q, rows, 8, doc_block=4)[1], exact_topk(q, whole, 8)[1])

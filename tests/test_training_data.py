@@ -60,7 +60,7 @@ def test_bad_rows(tmp_path, row, message):
 
 def test_bad_jsonl_line(tmp_path):
     (tmp_path / "t.jsonl").write_text('{"group": "g"}\n{oops\n')
-    with pytest.raises(DataError, match="line 2: malformed JSON"):
+    with pytest.raises(DataError, match=f"^{tmp_path / 't.jsonl'}:2: malformed JSON"):
         read_rows(tmp_path / "t.jsonl")
 
 

@@ -56,7 +56,7 @@ else:
 GROUPS = """from hybrid_sweep.analysis.report import resource_levels
 from hybrid_sweep.analysis.tables import language_groups
 
-groups = language_groups(results, resource_levels(root, runs), varying_axes(results))
+groups = language_groups(results, resource_levels(root), varying_axes(results))
 groups.pivot_table(index=["grouping", "group"], columns="setting", values="value").round(3)"""
 
 HEATMAP = """files = cross_heatmap(results, benchmark, f"{benchmark}: mAP by query / candidate language", figures / "nb_heatmap")

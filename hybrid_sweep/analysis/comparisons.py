@@ -3,7 +3,8 @@ condition against the reference) with Holm's correction, and every pair with Ben
 
 Each row carries the default run-level test (``compare_runs``: one value per run) and the hierarchical
 bootstrap over runs and question clusters (columns ``*_q``), each with raw and adjusted p, the runs a side,
-the test's name and the correction with its family size. No condition is dropped."""
+the test's name and the correction with its family size. No condition is dropped. The report replaces the
+per-table adjustment by one Holm family over every exploratory test it shows (``multiplicity.adjust_union``)."""
 
 from __future__ import annotations
 

@@ -168,25 +168,39 @@ class HierarchicalBootstrap:
         The run parts combine with Welch–Satterthwaite df (as Welch's t does); the run and cluster parts
         combine by Banerjee's rule (critical value sqrt(sum v_i t_i² / sum v_i), each t_i at its own df),
         which stays conservative where Satterthwaite's df is liberal: few runs and a large cluster part."""
-        ca, cb, q = self.conditions[a], self.conditions[b], self.n_clusters
-        xa, xb = ca["runs"], cb["runs"]
-        na, nb = xa.shape[-1], xb.shape[-1]
-        diff = xa.mean(axis=-1) - xb.mean(axis=-1)
-        out = {"diff": diff, "lo": NAN, "hi": NAN, "p": NAN, "df": NAN, "se": NAN, "clusters": q, "paired": False}
-        if min(na, nb) < max(min_runs, 2):
+        return self.contrast({a: 1.0, b: -1.0}, level, min_runs, paired)
+
+    def contrast(self, weights: dict[str, float], level: float = 0.95, min_runs: int = MIN_RUNS,
+                 paired: bool | None = None, alternative: str = "two-sided") -> dict:
+        """Linear contrast sum_k w_k · mean_k of conditions' mean run values (a difference: {a: 1, b: -1};
+        an OLS slope on per-run values: w_k = n_k (x_k − x̄) / Sxx), with the variance of ``compare``:
+        run parts (one per condition, or one over seeds when every condition ran the same seeds, paired
+        as in the paired t) with Welch–Satterthwaite df, plus the cluster part of the replicates' contrast
+        less the run x cluster noise, combined by Banerjee's rule. ``alternative`` greater / less gives
+        the one-sided p of the same t (the CI stays two-sided at ``level``). Key ``diff`` is the estimate."""
+        names = [k for k, w in weights.items() if w != 0]
+        conds, w = [self.conditions[k] for k in names], [float(weights[k]) for k in names]
+        q = self.n_clusters
+        xs = [c["runs"] for c in conds]
+        ns = [x.shape[-1] for x in xs]
+        est = sum(wi * x.mean(axis=-1) for wi, x in zip(w, xs))
+        out = {"diff": est, "lo": NAN, "hi": NAN, "p": NAN, "df": NAN, "se": NAN, "clusters": q, "paired": False}
+        if not names or min(ns) < max(min_runs, 2):
             return _scalars(out)
-        sa, sb = ca["seeds"], cb["seeds"]
-        can_pair = (sa is not None and sb is not None and len(set(sa)) == len(sa) == len(sb)
-                    and set(sa) == set(sb) and not pd.isna(list(sa)).any())
+        seeds = [c["seeds"] for c in conds]
+        can_pair = all(s is not None and len(set(s)) == len(s) == len(seeds[0]) and set(s) == set(seeds[0])
+                       and not pd.isna(list(s)).any() for s in seeds)
         if paired and not can_pair:
             raise ValueError("paired comparison needs the same seeds, each once, in both conditions")
-        cluster_var = np.var(ca["cluster_reps"] - cb["cluster_reps"], axis=-1, ddof=1)
-        cluster_var = np.maximum(cluster_var - ca["interaction"] / (q * na) - cb["interaction"] / (q * nb), 0.0)
+        cluster = sum(wi * c["cluster_reps"] for wi, c in zip(w, conds))
+        cluster_var = np.var(cluster, axis=-1, ddof=1)
+        cluster_var = np.maximum(cluster_var - sum(wi ** 2 * c["interaction"] / (q * n) for wi, c, n in zip(w, conds, ns)), 0.0)
         if can_pair and paired is not False:
-            order = [list(sb).index(s) for s in sa]
-            parts = [(self._run_var(xa - xb[..., order]), na - 1)]
+            ref = list(seeds[0])
+            per_seed = sum(wi * x[..., [list(s).index(r) for r in ref]] for wi, x, s in zip(w, xs, seeds))
+            parts = [(self._run_var(per_seed), ns[0] - 1)]
         else:
-            parts = [(self._run_var(xa), na - 1), (self._run_var(xb), nb - 1)]
+            parts = [(wi ** 2 * self._run_var(x), n - 1) for wi, x, n in zip(w, xs, ns)]
         run_var = sum(v for v, _ in parts)
         with np.errstate(invalid="ignore", divide="ignore"):
             run_df = run_var ** 2 / sum(v ** 2 / d for v, d in parts)  # Welch–Satterthwaite over the run level
@@ -194,12 +208,25 @@ class HierarchicalBootstrap:
             var = run_var + cluster_var
             se = np.sqrt(var)
             half = banerjee_quantile(parts, 1 - level) * se
-            p = banerjee_p(parts, diff / se)
+            p = banerjee_p(parts, est / se)
             df = var ** 2 / sum(v ** 2 / d for v, d in parts)  # reported only: Satterthwaite df of the total
+        p = one_sided(p, est, alternative)
         bad = ~(run_var > 0)
-        out.update(lo=np.where(bad, NAN, diff - half), hi=np.where(bad, NAN, diff + half), p=np.where(bad, NAN, p),
-                   df=np.where(bad, NAN, df), se=se, paired=bool(can_pair and paired is not False))
+        out.update(lo=np.where(bad, NAN, est - half), hi=np.where(bad, NAN, est + half), p=np.where(bad, NAN, p),
+                   df=np.where(bad, NAN, df), se=se, paired=bool(can_pair and paired is not False),
+                   run_var=run_var, cluster_var=cluster_var, n_min=min(ns))
         return _scalars(out)
+
+
+def one_sided(p_two, estimate, alternative: str):
+    """One-sided p from the two-sided p of a test with a symmetric null distribution: half of it when the
+    estimate lies on the alternative's side, else 1 − half (elementwise); ``two-sided`` returns it as is."""
+    if alternative == "two-sided":
+        return p_two
+    if alternative not in ("greater", "less"):
+        raise ValueError(f"alternative must be two-sided, greater or less, not {alternative!r}")
+    right_side = (np.asarray(estimate) > 0) if alternative == "greater" else (np.asarray(estimate) < 0)
+    return np.where(right_side, np.asarray(p_two) / 2, 1 - np.asarray(p_two) / 2)
 
 
 def _scalars(out: dict) -> dict:

@@ -3,8 +3,9 @@ number per run (its macro-averaged metric), and every test, interval and fit her
 
 - ``mean_ci``: mean and t-based 95 % CI over a condition's runs;
 - ``compare_runs``: the difference of two conditions — Welch's t (unpaired), or, when both conditions ran
-  the same seeds, a paired t on the per-seed differences (an exact sign-flip permutation over seeds once
-  there are ``min_perm_runs`` pairs); fewer than ``min_runs`` runs a side gives no p-value;
+  the same seeds, a paired test on the per-seed differences (``paired_test``: the paired t below
+  ``MIN_PERM_RUNS`` pairs, the sign-flip permutation from there); fewer than ``min_runs`` runs a side
+  gives no p-value;
 - ``ols_slope``: metric = a + b·log2(axis) (or a + b·axis) fitted by OLS on per-run values, t-based CI of b.
 
 The variance model each assumes and the simulation that checks their calibration: docs/statistics.md.
@@ -17,7 +18,12 @@ import pandas as pd
 from scipy import stats
 
 MIN_RUNS = 3  # fewer runs a side: the comparison is shown without a p-value
-MIN_PERM_RUNS = 8  # paired seeds from which the exact sign-flip test can reach p < .01 (2 / 2**8 = .008)
+# Paired seeds from which the sign-flip permutation test replaces the paired t. Rule (docs/statistics.md):
+# the permutation test is used only where its granularity cannot cost power in any family a report makes:
+# its smallest two-sided p, 2 / 2**n, must be 20 times below Holm's first threshold .05 / K for families up
+# to K = 80 (2 / 2**16 = 3.1e-5). Earlier (8 pairs) its smallest p, .0078, was above .05 / 8: power 0 at 8
+# seeds under Holm over 8 tests, where the paired t at 7 seeds had .49 (issue 19).
+MIN_PERM_RUNS = 16
 NAN = float("nan")
 
 
@@ -68,7 +74,7 @@ def compare_runs(a, b, seeds_a=None, seeds_b=None, paired: bool | None = None, l
             res = {"lo": d[0], "hi": d[0], "p": 1.0 if d[0] == 0 else NAN, "df": len(d) - 1,
                    "test": "paired (differences without spread)"}
         else:
-            res = paired_t(d, level) if len(d) < min_perm_runs else sign_flip(d, level)
+            res = paired_test(d, level, min_perm_runs)
     else:
         res = welch(xa, xb, level)
     return {**out, **{k: (float(v) if k != "test" else v) for k, v in res.items()}}
@@ -88,17 +94,35 @@ def paired_t(d, level: float = 0.95) -> dict:
     return {"lo": ci.low, "hi": ci.high, "p": res.pvalue, "df": res.df, "test": "paired t on per-seed differences"}
 
 
-def sign_flip(d, level: float = 0.95) -> dict:
+def paired_test(d, level: float = 0.95, min_perm_runs: int = MIN_PERM_RUNS) -> dict:
+    """The paired test ``compare_runs`` uses on per-seed differences ``d`` (..., n): the paired t below
+    ``min_perm_runs`` pairs, the sign-flip permutation test from there (batched)."""
+    return paired_t(d, level) if np.shape(d)[-1] < min_perm_runs else sign_flip(d, level)
+
+
+def sign_flip(d, level: float = 0.95, n_random: int = 9999, chunk: int = 4096) -> dict:
     """Paired t CI with the p of the sign-flip permutation test of the mean difference over seeds (exact,
-    all 2**n sign patterns, up to 16 pairs; else 9,999 random ones). With n pairs its smallest two-sided p
-    is 2 / 2**n — .25 for 3 seeds — hence only from ``MIN_PERM_RUNS`` pairs on (batched)."""
+    all 2**n sign patterns, up to 16 pairs; else ``n_random`` random ones plus the observed, seeded). With n
+    pairs its smallest two-sided p is 2 / 2**n — .25 for 3 seeds, .0078 for 8 — hence only from
+    ``MIN_PERM_RUNS`` pairs on (batched: d is (..., n); patterns go through in chunks, so memory stays
+    (trials x chunk) where scipy's batched permutation_test holds every pattern at once)."""
     d = np.asarray(d, dtype=float)
-    exact = d.shape[-1] <= 16
-    perm = stats.permutation_test((d,), lambda x, axis: np.mean(x, axis=axis), permutation_type="samples",
-                                  vectorized=True, n_resamples=np.inf if exact else 9999, axis=-1,
-                                  rng=np.random.default_rng(0))
-    return {**paired_t(d, level), "p": perm.pvalue,
-            "test": f"sign-flip permutation over paired seeds ({'exact' if exact else '9,999 draws'}); paired t CI"}
+    n = d.shape[-1]
+    flat = d.reshape(-1, n)
+    obs = np.abs(flat.mean(axis=1))
+    exact = n <= 16
+    if exact:
+        bits = (np.arange(2 ** n)[:, None] >> np.arange(n)) & 1
+        signs = 1.0 - 2.0 * bits
+    else:
+        signs = np.random.default_rng(0).choice([-1.0, 1.0], size=(n_random, n))
+    count = np.zeros(len(flat))
+    for start in range(0, len(signs), chunk):
+        null = np.abs(flat @ signs[start:start + chunk].T) / n
+        count += (null >= obs[:, None] * (1 - 1e-12) - 1e-15).sum(axis=1)
+    p = count / len(signs) if exact else (count + 1) / (len(signs) + 1)
+    return {**paired_t(d, level), "p": p.reshape(d.shape[:-1]) if d.ndim > 1 else float(p[0]),
+            "test": f"sign-flip permutation over paired seeds ({'exact' if exact else f'{n_random:,} draws'}); paired t CI"}
 
 
 def ols_slope(x, y, log: bool = True, level: float = 0.95) -> dict:

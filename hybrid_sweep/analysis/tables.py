@@ -110,28 +110,22 @@ def wide_markdown(table: pd.DataFrame, by: list[str], digits: int = 3) -> str:
 
 def per_query_frame(root: Path, results: pd.DataFrame, by: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """Query-level rows of every finished run in ``results`` with its condition columns, seed and run id,
-    from ``<root>/per_query.parquet`` (collected, with a run_id column) if present, else from each run's
-    ``runs/<run_id>/per_query.parquet``. Returns the frame and the run ids that have no query rows."""
+    from ``<root>/per_query.parquet`` (collected, with a run_id column; never from run folders). Returns the
+    frame and the run ids that have no query rows."""
     root = Path(root)
     run_cols = [c for c in dict.fromkeys([*by, "seed"]) if c in results]
     runs = results.groupby("run_id", sort=False)[run_cols].first().reset_index() if "run_id" in results else None
     if runs is None or runs.empty:
         return pd.DataFrame(), []
-    collected = root / "per_query.parquet"
+    collected = root / "per_query.parquet"  # collect's table: the analysis reads tables only
     if collected.exists():
         names = pq.read_schema(collected).names
         if "run_id" not in names:
             raise DataError(collected, "no run_id column (a collected per-query table names each row's run)")
         frame = pd.read_parquet(collected, columns=[c for c in (*PER_QUERY_COLUMNS, "run_id") if c in names])
         frame = frame[frame.run_id.isin(runs.run_id)]
-    else:
-        frames = []
-        for run_id in runs.run_id:
-            path = root / "runs" / str(run_id) / "per_query.parquet"
-            if path.exists():
-                names = pq.read_schema(path).names
-                frames.append(pd.read_parquet(path, columns=[c for c in PER_QUERY_COLUMNS if c in names]).assign(run_id=run_id))
-        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id"])
+    else:  # a results root collected before per_query.parquet existed: no query-level rows
+        frame = pd.DataFrame(columns=["run_id"])
     if "group" not in frame and "query_id" in frame:  # older tables: LAReQA query ids are "<lang>:<group id>"
         frame["group"] = frame.query_id.astype(str).str.split(":", n=1).str[-1]
     missing = sorted(set(runs.run_id) - set(frame.run_id))

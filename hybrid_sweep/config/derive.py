@@ -1,8 +1,9 @@
 """Everything derived from the field marks of the typed configs (``marks.setting``): no key list is
 kept by hand anywhere else.
 
-- ``semantic_config``: the fields that change results (``run_id``), minus switched-off sections: what
-  the run id hashes (runs/store.py);
+- ``semantic_config``: the fields that change the fine-tuned weights (``run_id``), minus switched-off
+  sections: what the run id (the checkpoint key) hashes (runs/store.py);
+- ``eval_identity``: what one evaluation entry adds to that (its key within a run);
 - ``cache_identity``: what a stage cache depends on (pre-training: its own ``cache_key`` fields, the
   sections it ``DEPENDS_ON`` and its resolved languages);
 - ``axis_specs`` / ``axis_values``: the axis columns of the results tables, their scale and values;
@@ -18,7 +19,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from hybrid_sweep.config.marks import ALWAYS_HASHED, DerivedAxis, is_open, mark, section_type
+from hybrid_sweep.config.marks import ALWAYS_HASHED, DerivedAxis, is_open, kind_class, mark, section_type
 from hybrid_sweep.config.stages import AppConfig
 
 
@@ -45,6 +46,7 @@ def _fields_of(cls: type, node, which: str) -> dict:
     """The marked fields of one section (a plain dict; recursing into nested sections), plus undeclared
     keys of an open section (they count: an unknown key may change results)."""
     node = _plain(node)
+    cls = kind_class(cls, node)  # an evaluation entry: its kind's dataclass
     out = {}
     specs = _marked(cls, which)
     for name, sub, items, marked, absent in specs:
@@ -74,6 +76,15 @@ def semantic_config(cfg, schema: type = AppConfig) -> dict:
     cfg = _typed(cfg, schema)
     every = _fields_of(schema, cfg, "run_id")
     return {f.name: every[f.name] for f in dataclasses.fields(schema) if f.name in every and _active(cfg, f)}
+
+
+def eval_identity(cfg, name: str, schema: type = AppConfig) -> dict:
+    """What one evaluation entry's result depends on besides the checkpoint: the entry's ``run_id``
+    fields (its kind, benchmark, languages, settings, encoding length, ...). The run id never holds
+    them, so adding, removing or changing an entry never trains again."""
+    cfg = _typed(cfg, schema)
+    items = next(mark(f, "items") for f in dataclasses.fields(schema) if f.name == "evals")
+    return _fields_of(items, cfg.evals[name], "run_id")
 
 
 def cache_identity(cfg, stage: str, schema: type = AppConfig) -> dict:

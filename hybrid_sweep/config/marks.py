@@ -7,6 +7,7 @@ their scales) is derived from these marks by :mod:`hybrid_sweep.config.derive`."
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -17,7 +18,7 @@ ALWAYS_HASHED = object()  # ``absent`` left unset: the field is in the run id wh
 def setting(default: Any = "???", *, factory: Callable[[], Any] | None = None, run_id: bool = True,
             axis: str | None = None, scale: str = "category", inactive: Any = None, repetition: bool = False,
             cache_key: bool | None = None, items: type | None = None, absent: Any = ALWAYS_HASHED,
-            doc: str = "") -> Any:
+            check: Any = None, kinds: type | None = None, doc: str = "") -> Any:
     """A declared config field (default "???": required, set by a preset).
 
     run_id      the value changes results: part of the run id (and of every stage-cache key)
@@ -30,13 +31,18 @@ def setting(default: Any = "???", *, factory: Callable[[], Any] | None = None, r
     absent      for a field added after runs exist: the value that does what the code did before the
                 field existed; at that value the field is left out of the run id and stage-cache keys, so
                 the runs already on disk keep their ids (tests/test_run_id_stability.py)
+    check       a value check (``config.checks``: ``positive``, ``at_least(1)``, ``one_of(...)``), run by
+                ``config.load`` on every section, active or not; null values are not checked
+    kinds       the value (a node, or each element of a list) is typed by ``kind_class(kinds, value)``
+                (a training source by its ``kind``); hashed as the typed value, every field filled in
     active_when (section fields, in metadata) dotted bool fields that must all be true for the section
                 to count; an inactive section is left out of the run id and its axes take ``inactive``
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}")
     meta = {"run_id": run_id, "axis": axis, "scale": scale, "inactive": inactive, "repetition": repetition,
-            "cache_key": run_id if cache_key is None else cache_key, "items": items, "absent": absent, "doc": doc}
+            "cache_key": run_id if cache_key is None else cache_key, "items": items, "absent": absent,
+            "check": check, "kinds": kinds, "doc": doc}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -65,8 +71,11 @@ def mark(f: dataclasses.Field, key: str, default: Any = None) -> Any:
 
 
 def section_type(f: dataclasses.Field) -> type | None:
-    """The dataclass of a nested-section field, else None."""
+    """The dataclass of a nested-section field (``Optional[...]`` too: encoder.tiny), else None."""
     t = f.type
+    if typing.get_origin(t) is typing.Union:
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        t = args[0] if len(args) == 1 else None
     return t if isinstance(t, type) and dataclasses.is_dataclass(t) else None
 
 
@@ -74,3 +83,10 @@ def is_open(cls: type) -> bool:
     """Open sections accept keys they do not declare (kind-specific keys of evaluation benchmarks and
     training sources); such keys count for the run id and are never axes."""
     return bool(getattr(cls, "OPEN", False))
+
+
+def kind_class(cls: type, value: Any) -> type:
+    """The dataclass that types ``value`` where ``cls`` is a family of kinds (``cls.schema_for``: an
+    evaluation entry or a training source by its ``kind``), else ``cls``."""
+    pick = getattr(cls, "schema_for", None)
+    return pick(value) if pick is not None else cls

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SETTINGS = ("mono", "cross", "multi")
+from hybrid_sweep.config.eval_kinds import SETTINGS  # noqa: E402  (defined once, with the typed eval configs)
 MULTI_POOL = "all"
 
 

@@ -24,7 +24,7 @@ from hybrid_sweep.data.training import corpus_from_benchmark, corpus_to_store, f
 from hybrid_sweep.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-SOURCE_KINDS = ("synthetic", "lareqa", "file", "hub", "mmarco", "flores", "inverse_cloze")
+from hybrid_sweep.config.sources import SOURCE_KINDS  # noqa: E402  (the kind list, defined once)
 
 
 def cache_root(cfg) -> Path:
@@ -64,7 +64,7 @@ def _load_source(src, cfg) -> CorpusStore:
     if kind == "file":
         if not src.get("path") or str(src.path) == "???":
             raise ConfigError("data.sources.path", "a file source needs a path (JSONL or parquet)")
-        return file_store(src.path, src.get("name", str(src.path)), cache_root(cfg), parallel=src.get("parallel", True))
+        return file_store(src.path, src.get("name") or str(src.path), cache_root(cfg), parallel=src.get("parallel", True))
     if kind == "hub":
         return load_hub_corpus(src, cache_root(cfg))
     if kind == "mmarco":
@@ -105,6 +105,28 @@ def to_pivot(corpus: CorpusStore, pivot: str) -> CorpusStore:
     return corpus.view(f"{corpus.name}-pivot-{pivot}", active=act, has_positive=corpus.has_positive & at_pivot)
 
 
+def draw_languages(pool: list[str], n: int | None, draw: str = "fixed", language_seed: int = 0,
+                   train_seed: int = 0) -> list[str]:
+    """The training languages: ``n`` of ``pool`` (all when ``n`` is null), in pool order.
+
+    ``fixed`` takes the first ``n`` of the pool (nested sets in the pool's order: the old RQ3 design);
+    ``per_seed`` takes the first ``n`` of a permutation drawn with (``language_seed``, ``train_seed``), so
+    the sets are nested within a seed and each seed draws other languages: the count is averaged over
+    which languages join (RQ3; docs/study_designs.md)."""
+    if n is None:
+        return list(pool)
+    if not 1 <= int(n) <= len(pool):
+        raise ConfigError("data.n_languages", f"{n} languages asked of a pool of {len(pool)} ({', '.join(pool)})")
+    if draw not in ("fixed", "per_seed"):
+        raise ConfigError("data.language_draw", f"unknown value {draw!r}; fixed or per_seed")
+    order = list(pool)
+    if draw == "per_seed":
+        rng = np.random.default_rng([int(language_seed), int(train_seed)])
+        order = [order[i] for i in rng.permutation(len(order))]
+    chosen = set(order[:int(n)])
+    return [lang for lang in pool if lang in chosen]
+
+
 def load_training_data(cfg) -> tuple[list[CorpusStore], CorpusStore | None, list[str]]:
     """(training corpora restricted to the training languages, validation corpus, training languages)."""
     sources = list(cfg.data.get("sources") or [])
@@ -124,6 +146,9 @@ def load_training_data(cfg) -> tuple[list[CorpusStore], CorpusStore | None, list
     for lang in budgets:
         if lang not in languages:
             raise ConfigError("data.budgets", f"budget for {lang!r}, which is not a training language")
+    languages = draw_languages(languages, cfg.data.get("n_languages"), cfg.data.get("language_draw", "fixed"),
+                               cfg.data.get("language_seed", 0), cfg.train.get("seed", 0))
+    budgets = {lang: n for lang, n in budgets.items() if lang in languages}
     dev_cfg = cfg.data.get("dev") or {}
     dev = None
     if dev_cfg.get("holdout"):

@@ -18,6 +18,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,23 @@ def normalise_batch(batch: pa.RecordBatch | pa.Table, source: str, first_row: in
         cols["negatives"] = pa.nulls(len(batch), pa.list_(pa.string()))
     arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in (cols[n] for n in ROW_SCHEMA.names)]
     return pa.RecordBatch.from_arrays(arrays, schema=ROW_SCHEMA)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One language version of a training group (the in-memory view of a store row)."""
+
+    query: str | None
+    positive: str | None
+    negatives: tuple[str, ...] = ()
+
+
+@dataclass
+class TrainGroup:
+    """A parallel group: its language versions."""
+
+    group: str
+    items: dict[str, Example]
 
 
 @dataclasses.dataclass
@@ -210,8 +228,6 @@ class CorpusStore:
     @property
     def groups(self):
         """The old in-memory view (``TrainGroup`` per group, first row per language): small corpora only."""
-        from hybrid_sweep.data.training import Example, TrainGroup
-
         rows = np.flatnonzero(self.active_mask())
         cols = {c: self.texts_at(c, rows) for c in ("query", "positive", "negatives")}
         names = self.group_names.take(pa.array(self.group[rows].astype(np.int64))).to_pylist()

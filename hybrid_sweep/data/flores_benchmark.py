@@ -16,7 +16,7 @@ from pathlib import Path
 from hybrid_sweep.data.retrieval_task import DocTable, QueryTable, RetrievalTask, TaskPool, check_unique
 from hybrid_sweep.errors import ConfigError, DataError
 
-FLORES_SETTINGS = ("cross", "multi")
+from hybrid_sweep.config.eval_kinds import FLORES_SETTINGS  # noqa: E402  (defined once)
 HEADER = ["index_id", "category", "text"]
 # Default evaluation set (20): the FLORES codes of the 11 XQuAD-R languages, plus 9 that spread scripts
 # (Jpan, Hang, Hebr, Taml, Ethi, Khmr) and Joshi classes down to 1 (Khmer, Quechua) and include two

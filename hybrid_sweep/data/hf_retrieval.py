@@ -21,6 +21,7 @@ from pathlib import Path
 from hybrid_sweep.data.retrieval_task import (DocTable, QueryTable, RetrievalTask, build_qrels, check_unique,
                                                merge_tasks, mono_task)
 from hybrid_sweep.errors import DataError
+from hybrid_sweep.io import safe_part
 
 OFFLINE_HINT = ("offline? download it where you have internet and pass eval.path=<local copy in the same "
                 "layout> (or set HF_DATASETS_OFFLINE=1 with it in the HF_HOME cache)")
@@ -101,6 +102,8 @@ def load_mteb_subset(path: str, split: str, subset: str | None, lang: str, revis
     idc = _id_column(corpus_ds, where)
     _need(corpus_ds, ["text"], where)
     doc_ids = [str(x) for x in corpus_ds[idc]]
+    if not doc_ids:
+        raise DataError(where, "no documents (an empty corpus cannot be evaluated)")
     check_unique(doc_ids, where)
     titles = [t or "" for t in corpus_ds["title"]] if "title" in corpus_ds.column_names else None
     corpus = DocTable(doc_ids, [t or "" for t in corpus_ds["text"]], titles if titles and any(titles) else None, lang)
@@ -111,6 +114,8 @@ def load_mteb_subset(path: str, split: str, subset: str | None, lang: str, revis
     check_unique(queries.ids, where)
     where = f"{path} {r_name}"
     _need(qrels_ds, ["query-id", "corpus-id", "score"], where)
+    if len(qrels_ds) == 0:
+        raise DataError(where, f"no judgements in split {split!r} (an empty split cannot be evaluated)")
     rows = zip(qrels_ds["query-id"], qrels_ds["corpus-id"], qrels_ds["score"], range(1, len(qrels_ds) + 1))
     # row numbers count data rows of the split (there is no line in a parquet file)
     qrels = build_qrels(((str(q), str(d), s, n) for q, d, s, n in rows), set(queries.ids), set(doc_ids),
@@ -120,7 +125,11 @@ def load_mteb_subset(path: str, split: str, subset: str | None, lang: str, revis
 
 def load_mteb_task(name: str, path: str, split: str, subsets: list[str] | None, lang: str = "en",
                    revision: str | None = None, max_length: int | None = None) -> RetrievalTask:
-    """Every requested per-language subset (``subsets``), or the monolingual layout (``None``)."""
+    """Every requested per-language subset (``subsets``), or the monolingual layout (``None``). The name
+    and languages name output files, so they are checked first (``io.safe_part``)."""
+    name, lang = safe_part(name, "eval.benchmark"), safe_part(lang, "eval.lang")
+    for s in subsets or ():
+        safe_part(s, "eval.languages")
     configs = _configs(path, revision)
     if subsets is None:
         task = load_mteb_subset(path, split, None, lang, revision, configs, name)

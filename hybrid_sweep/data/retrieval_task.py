@@ -8,17 +8,24 @@ Tables are encoded once per task however many pools share them.
 
 Relevance is graded (int >= 0, as trec_eval reads it); grade 0 is judged non-relevant. A query that is
 in a pool's qrels but has no grade > 0 is skipped and counted (``n_skipped``); queries absent from the
-qrels are not part of the split (the BEIR and MTEB convention).
+qrels are not part of the split (the BEIR and MTEB convention), so a one-pool task keeps only the
+judged queries (nothing else would be scored, so nothing else is encoded).
+
+Ids become columns of TREC run and qrels files, which are split on whitespace: an id holding whitespace
+is refused where it is read (file and line), not encoded, so that the ids in runs, qrels and
+per_query.parquet stay exactly the dataset's.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hybrid_sweep.errors import DataError
 
 Qrels = dict[str, dict[str, int]]
+_SPACE = re.compile(r"\s")
 
 
 @dataclass
@@ -33,9 +40,9 @@ class DocTable:
 
     def passages(self) -> list[str]:
         """What the encoder reads: ``title text`` where a title exists (BEIR / MTEB convention)."""
-        if self.titles is None:
-            return list(self.texts)
-        return [f"{t} {x}".strip() if t else x for t, x in zip(self.titles, self.texts)]
+        if self.titles is None:  # stripped as MTEB 2.x joins them (mteb._create_dataloaders._corpus_to_dict)
+            return [x.strip() for x in self.texts]
+        return [f"{t} {x}".strip() if t else x.strip() for t, x in zip(self.titles, self.texts)]
 
 
 @dataclass
@@ -75,12 +82,16 @@ class RetrievalTask:
 
 
 def check_unique(ids: list[str], source: str, lines: list[int] | None = None) -> None:
-    """One DataError naming the file and line of the first repeated id."""
+    """One DataError naming the file and line of the first repeated id, or of the first id that is empty
+    or holds whitespace (TREC files could not hold it; see the module docstring)."""
     seen: dict[str, int] = {}
     for i, x in enumerate(ids):
+        where = f"{source}:{lines[i]}" if lines else f"{source} row {i + 1}"
         if x in seen:
-            where = f"{source}:{lines[i]}" if lines else source
-            raise DataError(where, f"duplicate id {x!r} (first at {'line ' + str(lines[seen[x]]) if lines else 'row ' + str(seen[x])})")
+            raise DataError(where, f"duplicate id {x!r} (first at {'line ' + str(lines[seen[x]]) if lines else 'row ' + str(seen[x] + 1)})")
+        if not x or _SPACE.search(x):
+            raise DataError(where, f"id {x!r} is empty or holds whitespace, which TREC run and qrels files cannot "
+                                   "hold; rename it in the data")
         seen[x] = i
 
 
@@ -110,7 +121,12 @@ def build_qrels(rows: Iterable[tuple[str, str, object, int]], query_ids: set[str
 
 def mono_task(name: str, corpus: DocTable, queries: QueryTable, qrels: Qrels, lang: str | None = None,
               max_length: int | None = None) -> RetrievalTask:
-    """A one-pool task: queries of one language against one corpus."""
+    """A one-pool task: queries of one language against one corpus. Only the queries judged in ``qrels``
+    are kept (a BEIR queries.jsonl often holds every split's queries)."""
+    if any(q not in qrels for q in queries.ids):
+        keep = [i for i, q in enumerate(queries.ids) if q in qrels]
+        queries = QueryTable([queries.ids[i] for i in keep], [queries.texts[i] for i in keep], queries.lang,
+                             None if queries.groups is None else [queries.groups[i] for i in keep])
     lang = lang or queries.lang
     return RetrievalTask(name, {lang: corpus}, {lang: queries},
                          [TaskPool("mono", lang, lang, lang, (lang,), qrels)], max_length)

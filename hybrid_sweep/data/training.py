@@ -17,31 +17,19 @@ is the small in-memory form (LAReQA, synthetic data, tests), turned into a store
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
 from hybrid_sweep.data.benchmark import Benchmark
-from hybrid_sweep.data.corpus_store import CorpusStore, cached_store, file_fingerprint, store_from_batches
+from hybrid_sweep.data.corpus_store import (CorpusStore, Example, TrainGroup, cached_store, file_fingerprint,  # noqa: F401
+                                           store_from_batches)
 from hybrid_sweep.data.lareqa import check_lang_code
 from hybrid_sweep.errors import ConfigError, DataError
+from hybrid_sweep.io import first_bad_jsonl_line, jsonl_records
 
 REQUIRED_COLUMNS = ("group", "lang", "query", "positive")
-
-
-@dataclass(frozen=True)
-class Example:
-    query: str | None
-    positive: str | None
-    negatives: tuple[str, ...] = ()
-
-
-@dataclass
-class TrainGroup:
-    group: str
-    items: dict[str, Example]
 
 
 @dataclass
@@ -138,14 +126,7 @@ def read_rows(path: Path) -> list[dict]:
         import pandas as pd
 
         return pd.read_parquet(path).to_dict("records")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise DataError(path, f"line {n + 1}: malformed JSON ({err.msg})") from None
-    return rows
+    return [row for _, row in jsonl_records(path)]  # errors name file:line
 
 
 def check_languages(corpus: TrainCorpus, languages: list[str], key: str = "data.languages") -> None:
@@ -199,23 +180,25 @@ def file_batches(path: Path, batch_rows: int = 65_536):
         return
     import pyarrow.json as pj
 
-    with open(path, encoding="utf-8") as f:
-        first = next((line for line in f if line.strip()), None)
-    if first is None:
+    n, keys = next(jsonl_records(path), (0, None))  # the first row (file:line errors)
+    if n == 0:
         raise DataError(path, "no training rows")
-    try:
-        keys = json.loads(first)
-    except json.JSONDecodeError as err:
-        raise DataError(path, f"line 1: malformed JSON ({err.msg})") from None
+    if not isinstance(keys, dict):
+        raise DataError(f"{path}:{n}", "expected a JSON object")
     missing = [c for c in ("group", "lang", "query", "positive") if c not in keys]
     if missing:
         raise DataError(path, f"missing column '{missing[0]}' (have: {', '.join(keys)})")
     options = {"read_options": pj.ReadOptions(block_size=16 << 20),
                "parse_options": pj.ParseOptions(explicit_schema=JSONL_TYPES, unexpected_field_behavior="infer")}
-    if hasattr(pj, "open_json"):  # streaming reader (pyarrow >= 19)
-        yield from pj.open_json(path, **options)
-    else:
-        yield from pj.read_json(path, **options).to_batches()
+    try:
+        reader = pj.open_json(path, **options) if hasattr(pj, "open_json") else (  # streaming (pyarrow >= 19)
+            pj.read_json(path, **options).to_batches())
+        for batch in reader:
+            batch.validate(full=True)  # Arrow's JSON reader lets bytes that are not UTF-8 through
+            yield batch
+    except (pa.ArrowInvalid, UnicodeDecodeError) as err:  # Arrow names no line: find it, line by line
+        first_bad_jsonl_line(path)
+        raise DataError(path, f"cannot read ({str(err).splitlines()[0][:200]})") from None
 
 
 def file_store(path, name: str, cache_root: Path, parallel: bool = True) -> CorpusStore:

@@ -4,6 +4,9 @@ topics   ``qid<TAB>text`` per line (MIRACL / MS MARCO topics), or the classic SG
          ``<top> <num> Number: 301 <title> text ... </top>`` (the title is the query)
 qrels    ``qid 0 docid grade`` (whitespace-separated; the second column, 0 or Q0, is ignored)
 corpus   ``corpus.jsonl`` as in BEIR, or ``docid<TAB>text`` per line (``.tsv``)
+
+Errors (bytes that are not UTF-8, a malformed line, ids with whitespace) name ``file:line``; an empty
+corpus or qrels file is refused; only judged topics are kept (``retrieval_task.mono_task``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from hybrid_sweep.data.beir_format import read_jsonl
 from hybrid_sweep.data.retrieval_task import DocTable, QueryTable, RetrievalTask, build_qrels, check_unique, mono_task
 from hybrid_sweep.errors import DataError
+from hybrid_sweep.io import read_text, safe_part, text_lines
 
 _TOP = re.compile(r"<top>(.*?)</top>", re.S | re.I)
 _NUM = re.compile(r"<num>\s*(?:Number:)?\s*(\S+)", re.I)
@@ -21,21 +25,14 @@ _TITLE = re.compile(r"<title>\s*(?:Topic:)?\s*(.*?)\s*(?=<[a-z]+>|</top>|$)", re
 
 
 def _lines(path: Path):
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "file not found")
-    with open(path, encoding="utf-8") as f:
-        for n, raw in enumerate(f, 1):
-            line = raw.rstrip("\r\n")
-            if line.strip():
-                yield n, line
+    for n, line in text_lines(path):
+        if line.strip():
+            yield n, line
 
 
 def read_topics(path: Path, lang: str = "und") -> QueryTable:
     path = Path(path)
-    text = path.read_text(encoding="utf-8") if path.exists() else None
-    if text is None:
-        raise DataError(path, "file not found")
+    text = read_text(path)
     ids, texts, lines = [], [], []
     if "<top>" in text.lower():
         for block in _TOP.finditer(text):
@@ -65,6 +62,8 @@ def read_trec_qrels(path: Path) -> list[tuple[str, str, str, int]]:
         if len(parts) != 4:
             raise DataError(f"{Path(path)}:{n}", f"expected 'qid iter docid grade', got {len(parts)} columns")
         rows.append((parts[0], parts[2], parts[3], n))
+    if not rows:
+        raise DataError(path, "no judgements (an empty qrels file cannot be evaluated)")
     return rows
 
 
@@ -82,12 +81,15 @@ def read_collection(path: Path, lang: str = "und") -> DocTable:
             ids.append(parts[0])
             texts.append("\t".join(parts[1:]))
             lines.append(n)
+    if not ids:
+        raise DataError(path, "no documents (an empty corpus cannot be evaluated)")
     check_unique(ids, str(path), lines)
     return DocTable(ids, texts, titles, lang)
 
 
 def load_trec_task(name: str, corpus: Path, topics: Path, qrels: Path, lang: str = "und",
                    max_length: int | None = None) -> RetrievalTask:
+    name, lang = safe_part(name, "eval.benchmark"), safe_part(lang, "eval.lang")  # they name output files
     docs = read_collection(corpus, lang)
     queries = read_topics(topics, lang)
     judged = build_qrels(read_trec_qrels(qrels), set(queries.ids), set(docs.ids), str(qrels))

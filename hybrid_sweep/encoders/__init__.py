@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-from hybrid_sweep.encoders.encoder import Encoder
+from hybrid_sweep.encoders.encoder import Encoder, native_max_length
 from hybrid_sweep.errors import ConfigError
 
 __all__ = ["Encoder", "build_encoder", "from_folder", "resolve_device", "model_cache_dir"]
@@ -103,6 +103,15 @@ def from_folder(cfg, folder) -> DictConfig:
     return OmegaConf.merge(cfg, {"path": str(folder), "query_prefix": None, "passage_prefix": None})
 
 
+def check_length(max_length: int | None, model) -> None:
+    """A ``max_length`` above the model's own position table can only be a mistake (the positions past it
+    do not exist): one line naming ``encoder.max_length`` and the model's limit."""
+    limit = native_max_length(model)
+    if max_length is not None and limit is not None and int(max_length) > limit:
+        raise ConfigError("encoder.max_length", f"{max_length} is above the model's limit of {limit} tokens "
+                                                f"(its position table); use at most {limit}")
+
+
 def build_encoder(cfg, texts: list[str] | None = None, work_dir: Path | None = None) -> Encoder:
     """``cfg`` is the ``encoder`` config node; ``texts`` feed the tiny model's vocabulary.
 
@@ -111,6 +120,7 @@ def build_encoder(cfg, texts: list[str] | None = None, work_dir: Path | None = N
     """
     device = resolve_device(cfg.get("device"))
     model = _model(cfg, texts, work_dir, device)
+    check_length(cfg.get("max_length"), model)
     prompts = model.prompts or {}
     qp, pp = cfg.get("query_prefix"), cfg.get("passage_prefix")
     return Encoder(

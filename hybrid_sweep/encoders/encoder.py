@@ -12,11 +12,25 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from sentence_transformers import SentenceTransformer
-from tqdm.auto import tqdm
 
 from hybrid_sweep.errors import HybridSweepError
+from hybrid_sweep.progress import progress
 
 Kind = Literal["query", "passage"]
+
+
+def native_max_length(model) -> int | None:
+    """The model's own input limit: the positions its architecture has (RoBERTa / XLM-R count from
+    ``padding_idx + 1``, so 514 positions read 512 tokens); 512 for the E5 / XLM-R / BERT families, the
+    length MTEB encodes them at. The tokenizer's ``model_max_length`` is not used: sentence-transformers
+    overwrites it with the encoder preset's length. None where the model has no position table."""
+    for module in model.modules() if hasattr(model, "modules") else ():
+        table = getattr(getattr(module, "embeddings", None), "position_embeddings", None)
+        if isinstance(table, torch.nn.Embedding):
+            offset = table.padding_idx + 1 if table.padding_idx is not None else 0
+            return int(table.num_embeddings - offset)
+    return None
+
 
 
 class Encoder:
@@ -70,7 +84,7 @@ class Encoder:
         was_training = self.model.training
         self.model.eval()
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-        bar = tqdm(total=len(unique), desc=desc or f"encode {kind}s", disable=not self.show_progress, unit="text")
+        bar = progress(len(unique), desc or f"encode {kind}s", disable=not self.show_progress, unit="text")
         try:
             with torch.inference_mode(), autocast:
                 for start in range(0, len(order), self.batch_size):

@@ -12,6 +12,10 @@ Each shard has an ``flock``: a second process (a concurrent sweep) skips shards 
 another, encodes the free ones, then waits for the rest; the kernel drops a dead holder's lock, and the
 waiter encodes that shard itself. The last process to finish joins the shards into ``embeddings.npy``
 under the entry's lock, writes the manifest and deletes the shards.
+
+Under torchrun a ``plan`` (``evaluation.sharded.ShardPlan``) splits the shards between the ranks of one
+job: shard i belongs to rank ``i % world``; every rank encodes its own, and rank 0 then waits for the
+others' (a rank that exited without writing its shards is one DataError, never a hang) and assembles.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +71,13 @@ def encoder_fingerprint(encoder) -> str:
                              max_length=getattr(encoder.model, "max_seq_length", None))
 
 
+def shard_rows_for(n_rows: int, parts: int = 32, lo: int = 256, hi: int = 65536) -> int:
+    """Rows per shard for a corpus of ``n_rows``: about ``parts`` shards (so the ranks of a job share the
+    work evenly), within [lo, hi]. It depends on the corpus alone, never on the number of ranks, so
+    every process of every job cuts a corpus at the same rows (the corpus fingerprint fixes n_rows)."""
+    return int(min(hi, max(lo, -(-int(n_rows) // parts))))
+
+
 @contextmanager
 def _try_lock(path: Path):
     """Yield True with an exclusive lock held, or False at once if another process holds it."""
@@ -93,19 +105,29 @@ class EmbeddingStore:
 
     def embeddings(self, model_fp: str, corpus_fp: str, n_rows: int,
                    encode_rows: Callable[[int, int], np.ndarray | torch.Tensor],
-                   shard_rows: int = 65536) -> np.ndarray:
+                   shard_rows: int = 65536, plan=None) -> np.ndarray | None:
         """The fp16 [n_rows, dim] embeddings as a read-only memmap; ``encode_rows(start, stop)`` is
-        called only for the row ranges (shards) no process has stored yet."""
+        called only for the row ranges (shards) no process has stored yet. With a ``plan`` (one rank of
+        a job) only this rank's shards are encoded; rank 0 waits for the others' and returns the
+        embeddings, every other rank returns None once its own shards are stored."""
         if int(shard_rows) < 1:
             raise ConfigError("shard_rows", f"must be >= 1 (got {shard_rows})")
-        entry = self.entry(model_fp, corpus_fp)
+        entry, n_rows, shard_rows = self.entry(model_fp, corpus_fp), int(n_rows), int(shard_rows)
         if not (entry / "manifest.json").is_file():
             try:
-                self._encode_missing(entry, int(n_rows), encode_rows, int(shard_rows))
+                mine = plan.owns if plan is not None else None
+                self._encode_missing(entry, n_rows, encode_rows, shard_rows, mine)
+                if plan is not None and plan.rank != 0:
+                    return None
+                if plan is not None:
+                    self._await_shards(entry, n_rows, shard_rows, plan)
+                self._assemble(entry, entry / "shards", len(range(0, n_rows, shard_rows)), n_rows, shard_rows)
             except FileNotFoundError:  # another process completed the entry and removed shards/ meanwhile
                 if not (entry / "manifest.json").is_file():
                     raise
-        return self._open(entry, int(n_rows))
+        if plan is not None and plan.rank != 0:
+            return None
+        return self._open(entry, n_rows)
 
     def _open(self, entry: Path, n_rows: int) -> np.ndarray:
         manifest = json.loads((entry / "manifest.json").read_text())
@@ -119,12 +141,15 @@ class EmbeddingStore:
             raise DataError(entry / "embeddings.npy", f"shape {data.shape} {data.dtype} does not match its manifest")
         return data
 
-    def _encode_missing(self, entry: Path, n_rows: int, encode_rows, shard_rows: int) -> None:
+    def _encode_missing(self, entry: Path, n_rows: int, encode_rows, shard_rows: int, mine=None) -> None:
+        """Store every missing shard (those ``mine(i)`` picks, default all); the caller assembles."""
         shards = entry / "shards"
         shards.mkdir(parents=True, exist_ok=True)
         starts = list(range(0, n_rows, shard_rows))
         busy = []
         for i, start in enumerate(starts):  # first pass: shards nobody is encoding
+            if mine is not None and not mine(i):
+                continue
             with _try_lock(shards / f"shard-{i:06d}.lock") as got:
                 if not got:
                     busy.append(i)
@@ -137,7 +162,20 @@ class EmbeddingStore:
                 if not self._done(entry, shards, i):
                     start = starts[i]
                     self._write_shard(shards, i, start, min(start + shard_rows, n_rows), encode_rows)
-        self._assemble(entry, shards, len(starts), n_rows)
+
+    def _await_shards(self, entry: Path, n_rows: int, shard_rows: int, plan) -> None:
+        """Rank 0: poll until every shard is stored. A missing shard whose rank no longer holds its
+        liveness lock (it exited or died) is one DataError; its own shards stay for a rerun."""
+        shards = entry / "shards"
+        missing = [i for i in range(len(range(0, n_rows, shard_rows))) if not self._done(entry, shards, i)]
+        while missing:
+            gone = {r for r in {plan.owner(i) for i in missing} if not plan.alive(r)}
+            for i in missing:  # a shard is re-checked after its rank's lock: no race with its last write
+                if plan.owner(i) in gone and not self._done(entry, shards, i):
+                    raise DataError(shards / f"shard-{i:06d}.npy", f"rank {plan.owner(i)} of {plan.world} exited "
+                                    "without writing this shard (see that rank's log); stored shards stay for a rerun")
+            time.sleep(plan.poll_s)
+            missing = [i for i in missing if not self._done(entry, shards, i)]
 
     @staticmethod
     def _done(entry: Path, shards: Path, i: int) -> bool:
@@ -154,11 +192,15 @@ class EmbeddingStore:
         with atomic_path(shards / f"shard-{i:06d}.npy") as tmp, open(tmp, "wb") as f:
             np.save(f, emb.astype(np.float16))
 
-    def _assemble(self, entry: Path, shards: Path, n_shards: int, n_rows: int) -> None:
+    def _assemble(self, entry: Path, shards: Path, n_shards: int, n_rows: int, shard_rows: int) -> None:
         with waiting_lock(entry / "assemble.lock"):
             if (entry / "manifest.json").is_file():
                 return
             parts = [np.load(shards / f"shard-{i:06d}.npy", mmap_mode="r") for i in range(n_shards)]
+            for i, part in enumerate(parts):  # e.g. left by a process that used another shard size
+                if len(part) != min(shard_rows, n_rows - i * shard_rows):
+                    raise DataError(shards / f"shard-{i:06d}.npy", f"holds {len(part)} rows, expected "
+                                    f"{min(shard_rows, n_rows - i * shard_rows)}; delete {shards}")
             dims = {p.shape[1] for p in parts}
             if len(dims) > 1:
                 raise DataError(shards, f"shards disagree on the embedding dimension: {sorted(dims)}")

@@ -20,8 +20,9 @@ from hybrid_sweep.encoders.encoder import Encoder
 from hybrid_sweep.evaluation.metrics import metrics_from_ranks
 from hybrid_sweep.evaluation.ranking import relevant_ranks, tie_order, topk_tie_rule
 from hybrid_sweep.evaluation.search import score_blocks
-from hybrid_sweep.evaluation.trec_io import write_qrels, write_run
+from hybrid_sweep.evaluation.trec_io import pool_file, write_qrels, write_run
 from hybrid_sweep.faults import fault_point
+from hybrid_sweep.results_schema import ROW_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,14 @@ def evaluate_encoder(bench: Benchmark, encoder: Encoder, candidate_text: str = "
     c_emb = encoder.encode(candidate_texts(bench, candidate_text), "passage", desc=f"{bench.name} candidates")
     if encoder.device.type == "cuda":
         q_emb, c_emb = q_emb.to(encoder.device), c_emb.to(encoder.device)
-    return evaluate_embeddings(bench, q_emb, c_emb, **kwargs)
+    return with_max_length(evaluate_embeddings(bench, q_emb, c_emb, **kwargs),
+                           getattr(encoder.model, "max_seq_length", None))
+
+
+def with_max_length(out: EvalOutput, max_length: int | None) -> EvalOutput:
+    """The metric rows with the encoder's max tokens (``max_length``, nullable integer) as a column."""
+    out.metrics["max_length"] = pd.array([max_length] * len(out.metrics), dtype="Int64")
+    return out
 
 
 def evaluate_embeddings(
@@ -86,18 +94,17 @@ def evaluate_embeddings(
             per_query.append(_per_query_frame(bench.name, pool, qids, questions, res))
             rows.extend(_pool_rows(bench.name, pool, res))
             if output_dir is not None:
-                stem = Path(bench.name) / setting / f"{pool.query_lang}-{pool.doc_lang}"
-                write_qrels(Path(output_dir) / "qrels" / f"{stem}.qrels",
+                stem = (bench.name, setting, pool.query_lang, pool.doc_lang)  # checked parts (io.inside)
+                write_qrels(pool_file(output_dir, "qrels", *stem),
                             {qids[q]: list(cids[r]) for q, r in zip(pool.queries, pool.relevant)})
                 if want_run and res:  # a pool with every query skipped has no run
                     top_scores, top_cols = res["top"]
                     depth = top_cols.shape[1]
-                    write_run(Path(output_dir) / "runs" / f"{stem}.trec",
+                    write_run(pool_file(output_dir, "runs", *stem),
                               np.repeat(qids[pool.queries], depth), cids[cols[top_cols.numpy()]].ravel(),
                               np.tile(np.arange(1, depth + 1), len(pool.queries)), top_scores.numpy().ravel(), tag)
                 fault_point("during_eval")  # some pools' files written, metrics not yet
-    metrics = pd.DataFrame(rows, columns=["benchmark", "setting", "query_lang", "doc_lang", "metric", "value",
-                                          "n_queries", "n_skipped", "depth"])
+    metrics = pd.DataFrame(rows, columns=ROW_COLUMNS)
     metrics = pd.concat([metrics, macro_rows(metrics)], ignore_index=True)
     pq = pd.concat(per_query, ignore_index=True) if per_query else pd.DataFrame()
     return EvalOutput(metrics, pq)
@@ -157,18 +164,27 @@ def _pool_rows(bench_name: str, pool: Pool, res) -> list[tuple]:
         log.warning("%s %s %s-%s: every query skipped (no relevant candidate in the pool)",
                     bench_name, pool.setting, pool.query_lang, pool.doc_lang)
         return []
-    rows = [(bench_name, pool.setting, pool.query_lang, pool.doc_lang, m, float(res[m].mean()), n, pool.n_skipped, FULL)
-            for m in POOL_METRICS]
-    if pool.doc_lang == MULTI_POOL:
-        rd = _rank_distance(res, pool)
-        counted = ~np.isnan(rd)
+    multi = pool.doc_lang == MULTI_POOL
+    return metric_rows((bench_name, pool.setting, pool.query_lang, pool.doc_lang),
+                       {m: res[m].numpy() for m in POOL_METRICS}, POOL_METRICS, n, pool.n_skipped, FULL,
+                       _rank_distance(res, pool) if multi else None,
+                       {"same_lang@10": res["same_lang@10"].numpy()} if multi else None)
+
+
+def metric_rows(key: tuple, values: dict, names, n: int, n_skipped: int, depth: str,
+                rank_distance: np.ndarray | None = None, extra: dict | None = None) -> list[tuple]:
+    """The metric rows of one pool (``key`` = benchmark, setting, query_lang, doc_lang), shared by both
+    evaluators: the mean of each named per-query metric; with ``rank_distance`` (per query, NaN where not
+    defined) its mean over the queries it is defined for, then ``extra`` metrics, then the count of
+    queries left out of the rank distance (``rank_distance_excluded``)."""
+    rows = [(*key, name, float(np.mean(values[name])), n, n_skipped, depth) for name in names]
+    if rank_distance is not None:
+        counted = ~np.isnan(rank_distance)
         if counted.any():
-            rows.append((bench_name, pool.setting, pool.query_lang, pool.doc_lang, "rank_distance",
-                         float(rd[counted].mean()), int(counted.sum()), pool.n_skipped, FULL))
-        rows.append((bench_name, pool.setting, pool.query_lang, pool.doc_lang, "same_lang@10",
-                     float(res["same_lang@10"].mean()), n, pool.n_skipped, FULL))
-        rows.append((bench_name, pool.setting, pool.query_lang, pool.doc_lang, "rank_distance_excluded",
-                     float((~counted).sum()), n, pool.n_skipped, FULL))
+            rows.append((*key, "rank_distance", float(rank_distance[counted].mean()), int(counted.sum()),
+                         n_skipped, depth))
+        rows.extend((*key, name, float(np.mean(v)), n, n_skipped, depth) for name, v in (extra or {}).items())
+        rows.append((*key, "rank_distance_excluded", float((~counted).sum()), n, n_skipped, depth))
     return rows
 
 

@@ -1,41 +1,24 @@
-"""Per-query metrics from the ranks of the relevant documents (binary relevance, full ranking).
+"""Per-query metrics of a fully ranked pool with binary relevance (the LAReQA pools).
 
-Definitions follow trec_eval: AP = sum over relevant of (hits so far / rank) divided by the number of
-relevant; RR = 1 / first rank; recall@k = relevant in top k / number relevant; success@k = any relevant
-in top k; nDCG@10 with gain 1 and discount log2(rank + 1). Rank distance (method.md §4) = max rank -
-min rank of a query's relevant set in the multilingual pool.
+There is one metric engine, ``cutoff_metrics.graded_metrics`` (trec_eval's definitions, graded
+relevance, a returned depth); this is that engine with grade 1 for every relevant document and the whole
+pool returned, as torch tensors for the pooled evaluator. Rank distance (method.md §4) = max rank - min
+rank of a query's relevant set in the multilingual pool, NaN for a query with fewer than 2 relevant.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-RECALL_KS = (1, 5, 10, 100)
-SUCCESS_KS = (1, 5, 10)
-NDCG_K = 10
+from hybrid_sweep.evaluation.cutoff_metrics import NDCG_K, NOT_RETURNED, RECALL_KS, SUCCESS_KS, graded_metrics
+
+POOL_KEYS = ("map", "mrr", *(f"recall@{k}" for k in RECALL_KS), *(f"success@{k}" for k in SUCCESS_KS),
+             f"ndcg@{NDCG_K}", "first_rank", "rank_distance")
 
 
 def metrics_from_ranks(ranks: torch.Tensor, n_rel: torch.Tensor) -> dict[str, torch.Tensor]:
     """ranks: (n, r) int64 ranks of relevant docs (sentinel-padded); n_rel: (n,) number relevant."""
-    ranks, _ = ranks.sort(dim=1)
-    r = ranks.shape[1]
-    valid = torch.arange(r)[None, :] < n_rel[:, None]
-    rk = torch.where(valid, ranks, torch.ones_like(ranks)).double()
-    hits = torch.arange(1, r + 1, dtype=torch.float64)[None, :]
-    n = n_rel.double()
-    out = {
-        "map": torch.where(valid, hits / rk, 0.0).sum(1) / n,
-        "mrr": 1.0 / rk[:, 0],
-    }
-    for k in RECALL_KS:
-        out[f"recall@{k}"] = (valid & (ranks <= k)).sum(1).double() / n
-    for k in SUCCESS_KS:
-        out[f"success@{k}"] = (ranks[:, 0] <= k).double()
-    discount = torch.where(valid & (ranks <= NDCG_K), 1.0 / torch.log2(rk + 1.0), 0.0).sum(1)
-    ideal_hits = torch.clamp(n_rel, max=NDCG_K)
-    ideal_table = torch.cumsum(1.0 / torch.log2(torch.arange(2, NDCG_K + 2, dtype=torch.float64)), 0)
-    out[f"ndcg@{NDCG_K}"] = discount / ideal_table[ideal_hits - 1]
-    last = ranks.gather(1, (n_rel - 1)[:, None])[:, 0]
-    out["first_rank"] = ranks[:, 0].double()
-    out["rank_distance"] = (last - ranks[:, 0]).double()
-    return out
+    r = ranks.cpu().numpy()
+    m = graded_metrics(r, np.ones(r.shape), n_rel.cpu().numpy(), depth=NOT_RETURNED - 1)
+    return {k: torch.from_numpy(m[k]) for k in POOL_KEYS}

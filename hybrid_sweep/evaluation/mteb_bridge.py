@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import importlib
 import math
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from hybrid_sweep.errors import ConfigError, HybridSweepError
+from hybrid_sweep.errors import ConfigError, DataError, HybridSweepError
+from hybrid_sweep.results_schema import ROW_COLUMNS as COLUMNS
 
 try:
     import mteb
@@ -29,7 +31,6 @@ try:
 except ImportError as err:  # pragma: no cover - depends on the environment
     raise HybridSweepError("eval=mteb needs the optional mteb package: pip install 'hybrid_sweep[mteb]'") from err
 
-COLUMNS = ["benchmark", "setting", "query_lang", "doc_lang", "metric", "value", "n_queries", "n_skipped", "depth"]
 # MTEB metric names -> the trec_eval names the evaluator uses (others keep MTEB's name)
 TREC_NAMES = (("ndcg_at_", "ndcg_cut_"), ("recall_at_", "recall_"), ("precision_at_", "P_"), ("map_at_", "map_cut_"),
               ("mrr_at_", "recip_rank_cut_"))
@@ -126,6 +127,30 @@ def score_rows(model_result, n_queries: Counter | None = None, depth: int | None
     return pd.concat([frame, macro[COLUMNS]], ignore_index=True)
 
 
+OFFLINE_HINT = ("run once with internet and the same HF_HOME to cache it (offline runs then read the cache), "
+                "or evaluate a local copy with eval=beir eval.path=<folder>")
+
+
+def _load_error(err: OSError, tasks) -> Exception:
+    """One line for a task whose data cannot be reached (offline, no cached copy), naming the task and
+    what to set; a full disk as ``io.storage_error`` words it; anything else unchanged."""
+    from hybrid_sweep.io import storage_error
+
+    disk = storage_error(err)
+    if disk is not None:
+        return disk
+    text = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+    for task in tasks:
+        path = (getattr(task.metadata, "dataset", None) or {}).get("path")
+        if path and (path in str(err) or len(tasks) == 1):
+            return DataError(f"MTEB task {task.metadata.name} ({path})",
+                             f"cannot load its data ({type(err).__name__}: {text}); {OFFLINE_HINT}")
+    if isinstance(err, (ConnectionError, TimeoutError)):
+        names = ", ".join(t.metadata.name for t in tasks)
+        return DataError(f"MTEB tasks {names}", f"cannot load their data ({type(err).__name__}: {text}); {OFFLINE_HINT}")
+    return err
+
+
 def trec_name(metric: str) -> str:
     for prefix, trec in TREC_NAMES:
         if metric.startswith(prefix) and metric[len(prefix):].isdigit():
@@ -156,10 +181,19 @@ def evaluate_mteb(eval_cfg, encoder, out_dir) -> pd.DataFrame:
         raise ConfigError("eval.metrics", f"a list of metric names or null for all (got {metrics!r})")
     model = MTEBEncoder(encoder, name=cfg.get("model_name"), symmetric_kind=cfg.get("symmetric_kind", "query"))
     out_dir = Path(out_dir)
-    result = mteb.evaluate(model, tasks, cache=mteb.ResultCache(out_dir / "mteb"),
-                           overwrite_strategy=cfg.get("overwrite", "only-missing"),
-                           encode_kwargs={"batch_size": int(cfg.get("batch_size", 64)),
-                                          "show_progress_bar": bool(cfg.get("progress", False))},
-                           show_progress_bar=bool(cfg.get("progress", False)))
+    fresh = [d for d in (out_dir, out_dir / "mteb") if not d.exists()]  # removed again if a load fails
+    try:
+        result = mteb.evaluate(model, tasks, cache=mteb.ResultCache(out_dir / "mteb"),
+                               overwrite_strategy=cfg.get("overwrite", "only-missing"),
+                               encode_kwargs={"batch_size": int(cfg.get("batch_size", 64)),
+                                              "show_progress_bar": bool(cfg.get("progress", False))},
+                               show_progress_bar=bool(cfg.get("progress", False)))
+    except OSError as err:  # ConnectionError, TimeoutError, FileNotFoundError (hub / datasets), disk errors
+        for folder in reversed(fresh):  # nothing half-written: the folders this call created, if still empty
+            if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+                shutil.rmtree(folder, ignore_errors=True)
+        raise _load_error(err, tasks) from None
     depth = max((getattr(t, "_top_k", 0) or 0 for t in tasks), default=0) or None
-    return score_rows(result, model.n_queries, depth, list(metrics) if metrics is not None else None)
+    rows = score_rows(result, model.n_queries, depth, list(metrics) if metrics is not None else None)
+    rows["max_length"] = pd.array([getattr(encoder.model, "max_seq_length", None)] * len(rows), dtype="Int64")
+    return rows

@@ -4,6 +4,10 @@ load the benchmark named by ``eval``, build the encoder (unless given), evaluate
 Writes into ``output_dir``: runs/ and qrels/ (TREC), per_query.parquet, language_groups.parquet (by
 resource class, seen / unseen), metrics.csv, config.yaml (the resolved config) and, last,
 metrics.parquet: its presence means the evaluation finished.
+
+Under torchrun (a ``plan`` from ``evaluation.sharded.rank_group``), every rank encodes its share of each
+corpus that goes through the embedding store; rank 0 evaluates and writes, the other ranks write nothing
+and get None back.
 """
 
 from __future__ import annotations
@@ -29,24 +33,28 @@ SUMMARY_METRICS = ["map", "mrr", "recall@10", "ndcg@10", "rank_distance", "same_
 
 
 def run_evaluation(cfg: DictConfig, output_dir: Path | None = None, encoder: Encoder | None = None,
-                   train_languages=None, store_root: Path | None = None) -> EvalOutput:
+                   train_languages=None, store_root: Path | None = None, plan=None) -> EvalOutput | None:
     """Load the benchmark, build the encoder (unless given), evaluate, and write results.
 
     ``eval.kind`` picks the path: ``pooled`` (LAReQA / synthetic pools), ``retrieval`` (corpus, queries,
     qrels: BEIR / MTEB-layout / TREC) or ``flores``. ``train_languages`` (the run's fine-tuning languages,
     None for zero-shot) labels languages seen / unseen in ``language_groups.parquet``; ``mteb`` runs MTEB
     tasks through the bridge. ``store_root``: the embedding store's folder, used where
-    ``eval.embedding_store`` is true (default ``<output_dir>/embeddings``).
+    ``eval.embedding_store`` is true (default ``<output_dir>/embeddings``). ``plan``: this rank's
+    share of a sharded encoding (None in one process); ranks other than 0 return None.
     """
     kind = cfg.eval.get("kind", "pooled")
+    if plan is not None and plan.rank != 0:
+        if kind not in ("pooled", "mteb") and cfg.eval.get("embedding_store", False):
+            _tasks(cfg, output_dir, encoder, _store_root(store_root, output_dir), plan)
+        return None
     if kind == "pooled":
         out, enc_name = _pooled(cfg, output_dir, encoder)
     elif kind == "mteb":
         out, enc_name = _mteb(cfg, output_dir, encoder)
     else:
-        if cfg.eval.get("embedding_store", False) and store_root is None and output_dir is not None:
-            store_root = Path(output_dir) / "embeddings"
-        out, enc_name = _tasks(cfg, output_dir, encoder, store_root if cfg.eval.get("embedding_store") else None)
+        store = _store_root(store_root, output_dir) if cfg.eval.get("embedding_store", False) else None
+        out, enc_name = _tasks(cfg, output_dir, encoder, store, plan if store is not None else None)
     if output_dir is not None:
         from hybrid_sweep.evaluation.language_groups import language_groups
         from hybrid_sweep.io import write_csv, write_parquet, write_text
@@ -57,6 +65,10 @@ def run_evaluation(cfg: DictConfig, output_dir: Path | None = None, encoder: Enc
         write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         write_parquet(output_dir / "metrics.parquet", out.metrics)  # written last: marks completion
     return out
+
+
+def _store_root(store_root, output_dir):
+    return Path(output_dir) / "embeddings" if store_root is None and output_dir is not None else store_root
 
 
 def _build(cfg, encoder, texts_fn):
@@ -96,7 +108,7 @@ def _mteb(cfg, output_dir, encoder):
     return EvalOutput(evaluate_mteb(cfg.eval, encoder, output_dir), pd.DataFrame()), encoder.name
 
 
-def _tasks(cfg, output_dir, encoder, store_root=None):
+def _tasks(cfg, output_dir, encoder, store_root=None, plan=None):
     tasks = load_retrieval_tasks(cfg.eval, cfg.paths)  # validates before heavy imports
     import pandas as pd
 
@@ -108,9 +120,15 @@ def _tasks(cfg, output_dir, encoder, store_root=None):
                  sum(len(q) for q in t.query_sets.values()), sum(len(c) for c in t.corpora.values()))
     encoder = _build(cfg, encoder, lambda: [x for t in tasks for q in t.query_sets.values() for x in q.texts]
                      + [x for t in tasks for c in t.corpora.values() for x in c.passages()])
+    if plan is not None and plan.rank != 0:  # this rank's shards of every corpus, nothing else
+        from hybrid_sweep.evaluation.task_evaluator import encode_task
+
+        for t in tasks:
+            encode_task(t, encoder, store_root, plan)
+        return None
     outs = [evaluate_task(t, encoder, store_root, run_depth=cfg.eval.run_depth, full_rank_max=cfg.eval.full_rank_max,
                           output_dir=output_dir, write_runs=tuple(cfg.eval.write_runs or ()), tag=encoder.name,
-                          block=cfg.eval.block_size) for t in tasks]
+                          block=cfg.eval.block_size, plan=plan) for t in tasks]
     return EvalOutput(pd.concat([o.metrics for o in outs], ignore_index=True),
                       pd.concat([o.per_query for o in outs], ignore_index=True)), encoder.name
 

@@ -1,7 +1,8 @@
 """Evaluate any RetrievalTask: encode each table once, search every pool, metrics as trec_eval gives them.
 
-Per pool, documents are put in tie order (doc id descending) so that "smaller index first" on equal
-scores is trec_eval's rule. A pool of at most ``full_rank_max`` documents is scored fully in query
+Per pool, each document's position in tie order (doc id descending) is its tie key, so that "smaller
+key first" on equal scores is trec_eval's rule; the embeddings stay in stored order (a memory-mapped
+store is searched in place, never copied: only a pool ranked fully is gathered, <= full_rank_max rows). A pool of at most ``full_rank_max`` documents is scored fully in query
 blocks: the rank of every relevant document is exact, so AP and RR are over the whole pool and rank
 distance is defined (``depth = "full"``). A larger pool goes through the exact top-k search
 (``evaluation.topk``) to depth k = max(run_depth, 100): the metrics are then those of trec_eval on the
@@ -18,53 +19,79 @@ import pandas as pd
 import torch
 
 from hybrid_sweep.data.retrieval_task import RetrievalTask, TaskPool
-from hybrid_sweep.errors import DataError
+from hybrid_sweep.encoders.encoder import native_max_length  # noqa: F401 (re-exported)
+from hybrid_sweep.errors import ConfigError, DataError
 from hybrid_sweep.evaluation.cutoff_metrics import NOT_RETURNED, RECALL_KS, graded_metrics
-from hybrid_sweep.evaluation.evaluator import EvalOutput, macro_rows
+from hybrid_sweep.evaluation.evaluator import EvalOutput, macro_rows, metric_rows, with_max_length
 from hybrid_sweep.evaluation.ranking import relevant_ranks, tie_order, topk_tie_rule
 from hybrid_sweep.evaluation.search import score_blocks
-from hybrid_sweep.evaluation.topk import iter_topk
-from hybrid_sweep.evaluation.trec_io import streaming_run, write_qrels
+from hybrid_sweep.evaluation.topk import ConcatRows, iter_topk
+from hybrid_sweep.evaluation.trec_io import pool_file, streaming_run, write_qrels
+from hybrid_sweep.results_schema import ROW_COLUMNS
 
 log = logging.getLogger(__name__)
 
 TASK_METRICS = ("map", "mrr", "recall@1", "recall@5", "recall@10", "recall@100", "precision@1", "precision@5",
                 "precision@10", "success@1", "success@5", "success@10", "ndcg@10")
 MULTI_POOL = "all"
-COLUMNS = ["benchmark", "setting", "query_lang", "doc_lang", "metric", "value", "n_queries", "n_skipped", "depth"]
 
 
-def encode_task(task: RetrievalTask, encoder, store_root: Path | None = None) -> tuple[dict, dict]:
-    """Embeddings of every query set ("query: ") and corpus ("passage: "), each table encoded once.
-    With ``store_root``, corpora go through the on-disk embedding store (fp16, memory-mapped, shared by
-    every run and setting that evaluates the same model on the same corpus)."""
+def encoding_length(task: RetrievalTask, encoder) -> int | None:
+    """The max tokens the task is encoded at: ``task.max_length`` as given, ``"model"`` = the model's own
+    limit (how MTEB encodes), None = the encoder's (its preset's ``max_length``)."""
+    setting = task.max_length
+    current = getattr(encoder.model, "max_seq_length", None)
+    if setting is None:
+        return current
+    if setting == "model":
+        return native_max_length(encoder.model) or current
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
+        raise ConfigError("eval.max_length", f"a number of tokens >= 1, model or null (got {setting!r})")
+    return setting
+
+
+def encode_task(task: RetrievalTask, encoder, store_root: Path | None = None, plan=None) -> tuple[dict, dict]:
+    """Embeddings of every query set ("query: ") and corpus ("passage: "), each table encoded once, at
+    :func:`encoding_length` tokens. With ``store_root``, corpora go through the on-disk embedding store
+    (fp16, memory-mapped, shared by every run and setting that evaluates the same model on the same
+    corpus; the max length is part of its key). With a ``plan`` (``evaluation.sharded``) a rank other
+    than 0 only stores its shards of each corpus and gets empty dicts back."""
     old = encoder.model.max_seq_length
-    if task.max_length is not None:
-        encoder.model.max_seq_length = int(task.max_length)
+    length = encoding_length(task, encoder)
+    if length is not None:
+        encoder.model.max_seq_length = int(length)
     try:
+        if plan is not None and plan.rank != 0:
+            for k in task.corpora if store_root is not None else ():
+                _corpus_embeddings(task, k, encoder, store_root, plan)
+            return {}, {}
         q = {k: encoder.encode(t.texts, "query", desc=f"{task.name} {k} queries") for k, t in task.query_sets.items()}
-        d = {k: _corpus_embeddings(task, k, encoder, store_root) for k in task.corpora}
+        d = {k: _corpus_embeddings(task, k, encoder, store_root, plan) for k in task.corpora}
     finally:
         encoder.model.max_seq_length = old
     return q, d
 
 
-def _corpus_embeddings(task: RetrievalTask, key, encoder, store_root: Path | None):
+def _corpus_embeddings(task: RetrievalTask, key, encoder, store_root: Path | None, plan=None):
     texts = task.corpora[key].passages()
     if store_root is None:
         return encoder.encode(texts, "passage", desc=f"{task.name} {key} corpus")
-    from hybrid_sweep.evaluation.embedding_store import EmbeddingStore, corpus_fingerprint, encoder_fingerprint
+    from hybrid_sweep.evaluation.embedding_store import (EmbeddingStore, corpus_fingerprint, encoder_fingerprint,
+                                                         shard_rows_for)
 
     store = EmbeddingStore(store_root)
     fp = corpus_fingerprint(task.corpora[key].ids, texts)
     return store.embeddings(encoder_fingerprint(encoder), fp, len(texts),
-                            lambda a, b: encoder.encode(texts[a:b], "passage", desc=f"{task.name} {key} corpus"))
+                            lambda a, b: encoder.encode(texts[a:b], "passage", desc=f"{task.name} {key} corpus"),
+                            shard_rows=shard_rows_for(len(texts)), plan=plan)
 
 
-def evaluate_task(task: RetrievalTask, encoder, store_root: Path | None = None, **kwargs) -> EvalOutput:
-    q, d = encode_task(task, encoder, store_root)
+def evaluate_task(task: RetrievalTask, encoder, store_root: Path | None = None, plan=None, **kwargs) -> EvalOutput:
+    """Encode (:func:`encode_task`; rank 0 of a ``plan``) and evaluate; the rows record the max length used."""
+    q, d = encode_task(task, encoder, store_root, plan)
     kwargs.setdefault("device", encoder.device)
-    return evaluate_task_embeddings(task, q, d, **kwargs)
+    out = evaluate_task_embeddings(task, q, d, **kwargs)
+    return with_max_length(out, encoding_length(task, encoder))
 
 
 def evaluate_task_embeddings(task: RetrievalTask, q_emb: dict, d_emb: dict, *, run_depth: int | None = 100,
@@ -81,9 +108,9 @@ def evaluate_task_embeddings(task: RetrievalTask, q_emb: dict, d_emb: dict, *, r
         rows.extend(res["rows"])
         per_query.append(res["per_query"])
         if output_dir is not None:
-            write_qrels(Path(output_dir) / "qrels" / f"{_stem(task, pool)}.qrels",
+            write_qrels(pool_file(output_dir, "qrels", *_stem(task, pool)),
                         {q: pool.qrels[q] for q in res["per_query"]["query_id"]})
-    metrics = pd.DataFrame(rows, columns=COLUMNS)
+    metrics = pd.DataFrame(rows, columns=ROW_COLUMNS)
     metrics = pd.concat([metrics, macro_rows(metrics)], ignore_index=True)
     return EvalOutput(metrics, _per_query_frame(per_query))
 
@@ -106,18 +133,34 @@ def _per_query_frame(parts: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _stem(task: RetrievalTask, pool: TaskPool) -> str:
-    return f"{task.name}/{pool.setting}/{pool.query_lang}-{pool.doc_lang}"
+def _stem(task: RetrievalTask, pool: TaskPool) -> tuple:
+    return task.name, pool.setting, pool.query_lang, pool.doc_lang  # checked by trec_io.pool_file
 
 
-def _pool_docs(task: RetrievalTask, pool: TaskPool, d_emb: dict):
-    ids = [i for c in pool.corpora for i in task.corpora[c].ids]
+def _pool_ids(task: RetrievalTask, pool: TaskPool) -> list[str]:
+    """The pool's document ids in stored order (a single corpus: its own list, not a copy)."""
+    if len(pool.corpora) == 1:
+        return task.corpora[pool.corpora[0]].ids
+    return [i for c in pool.corpora for i in task.corpora[c].ids]
+
+
+def _tie_key(task: RetrievalTask, pool: TaskPool, ids: list[str]) -> np.ndarray:
+    """Position of every stored document in tie order (doc id descending); one DataError on a repeat."""
     order = tie_order(ids)
-    ids_sorted = np.asarray(ids, dtype=object)[order]
-    if len(set(ids)) != len(ids):
-        raise DataError(task.name, f"pool {pool.query_lang}-{pool.doc_lang}: a document id appears in two corpora")
-    docs = torch.cat([torch.as_tensor(d_emb[c]) for c in pool.corpora])[torch.from_numpy(order)]
-    return ids_sorted, docs
+    for a, b in zip(order[:-1], order[1:]):
+        if ids[a] == ids[b]:
+            raise DataError(task.name, f"pool {pool.query_lang}-{pool.doc_lang}: document id {ids[a]!r} appears "
+                                       "twice in the pool's corpora")
+    key = np.empty(len(ids), dtype=np.int64)
+    key[order] = np.arange(len(ids), dtype=np.int64)
+    return key
+
+
+def _pool_rows(pool: TaskPool, d_emb: dict):
+    """The pool's embeddings in stored order, searched in place: a memory-mapped store is not copied."""
+    if len(pool.corpora) == 1:
+        return d_emb[pool.corpora[0]]
+    return ConcatRows([d_emb[c] for c in pool.corpora])
 
 
 def _evaluate_pool(task, pool, q_emb, d_emb, run_depth, full_rank_max, run_dir, tag, block, device):
@@ -129,55 +172,54 @@ def _evaluate_pool(task, pool, q_emb, d_emb, run_depth, full_rank_max, run_dir, 
     if not kept:
         log.warning("%s: every query skipped (no relevant document)", where)
         return None
-    ids_sorted, docs = _pool_docs(task, pool, d_emb)
-    nd = len(ids_sorted)
-    position = {d: j for j, d in enumerate(ids_sorted)}
-    rel = [[(position[d], g) for d, g in pool.qrels[table.ids[i]].items() if g > 0] for i in kept]
+    ids = _pool_ids(task, pool)
+    key = _tie_key(task, pool, ids)
+    nd = len(ids)
+    wanted = {d for i in kept for d, g in pool.qrels[table.ids[i]].items() if g > 0}
+    stored = {d: j for j, d in enumerate(ids) if d in wanted}  # judged documents only, not a 1M-entry dict
+    rel = [[(stored[d], g) for d, g in pool.qrels[table.ids[i]].items() if g > 0] for i in kept]
     n_rel = np.array([len(r) for r in rel], dtype=np.int64)
     width = int(n_rel.max())
-    rel_cols = np.full((len(kept), width), -1, dtype=np.int64)
+    rel_rows = np.full((len(kept), width), -1, dtype=np.int64)  # stored row of each relevant document
     grades = np.zeros((len(kept), width), dtype=np.float64)
     for i, r in enumerate(rel):
-        rel_cols[i, : len(r)] = [c for c, _ in r]
+        rel_rows[i, : len(r)] = [c for c, _ in r]
         grades[i, : len(r)] = [g for _, g in r]
     queries = torch.as_tensor(q_emb[pool.queries])[torch.as_tensor(kept, dtype=torch.int64)]
     qids = np.asarray(table.ids, dtype=object)[kept]
     full = nd <= full_rank_max
     k = min(max(run_depth or 0, max(RECALL_KS)), nd)
     run_k = min(run_depth or nd, nd) if full else min(run_depth or k, k)
-    ranks = np.empty_like(rel_cols)
-    path = Path(run_dir) / "runs" / f"{_stem(task, pool)}.trec" if run_dir is not None else None
+    ranks = np.empty_like(rel_rows)
+    path = pool_file(run_dir, "runs", *_stem(task, pool)) if run_dir is not None else None
     with (streaming_run(path, tag) if path else _no_run()) as write:
-        if full:
-            docs_dev = docs.to(device, torch.float32)
+        if full:  # a pool small enough to score whole: its columns in tie order (a copy of <= full_rank_max rows)
+            order = np.argsort(key)
+            ids_sorted = np.asarray(ids, dtype=object)[order]
+            rel_cols = np.where(rel_rows >= 0, key[np.maximum(rel_rows, 0)], -1)
+            docs_dev = torch.as_tensor(np.asarray(_pool_rows(pool, d_emb)[order])).to(device, torch.float32)
             for rows, scores in score_blocks(queries, docs_dev, block):
                 ranks[rows] = relevant_ranks(scores, torch.from_numpy(rel_cols[rows])).numpy()
                 if write:
                     vals, top = topk_tie_rule(scores, run_k)
                     write(qids[rows], ids_sorted[top.numpy()], vals.numpy())
-        else:
-            for start, vals, top in iter_topk(queries, docs, k, device=device, query_block=block):
-                part = rel_cols[start: start + len(top)]
+        else:  # the store searched in place, in stored order, with the tie order as the tie key
+            id_array = np.asarray(ids, dtype=object) if write else None
+            for start, vals, top in iter_topk(queries, _pool_rows(pool, d_emb), k, device=device, query_block=block,
+                                              tie_key=key):
+                part = rel_rows[start: start + len(top)]
                 hit = top[:, :, None] == part[:, None, :]  # (b, k, r)
                 found = hit.any(1)
                 ranks[start: start + len(top)] = np.where(found, hit.argmax(1) + 1, NOT_RETURNED)
                 if write:
-                    write(qids[start: start + len(top)], ids_sorted[top[:, :run_k]], vals[:, :run_k])
-    ranks = np.where(rel_cols >= 0, ranks, NOT_RETURNED)
+                    write(qids[start: start + len(top)], id_array[top[:, :run_k]], vals[:, :run_k])
+    ranks = np.where(rel_rows >= 0, ranks, NOT_RETURNED)
     m = graded_metrics(ranks, grades, n_rel, nd if full else k)
     depth = "full" if full else f"top{k}"
-    names = TASK_METRICS
     multi = pool.setting == "multi"
     rd = m["rank_distance"]
-    out_rows = [(task.name, pool.setting, pool.query_lang, pool.doc_lang, name, float(np.mean(m[name])),
-                 len(kept), n_skipped, depth) for name in names]
-    if multi and full:
-        counted = ~np.isnan(rd)
-        if counted.any():
-            out_rows.append((task.name, pool.setting, pool.query_lang, pool.doc_lang, "rank_distance",
-                             float(rd[counted].mean()), int(counted.sum()), n_skipped, depth))
-        out_rows.append((task.name, pool.setting, pool.query_lang, pool.doc_lang, "rank_distance_excluded",
-                         float((~counted).sum()), len(kept), n_skipped, depth))
+    out_rows = metric_rows((task.name, pool.setting, pool.query_lang, pool.doc_lang), m, TASK_METRICS, len(kept),
+                           n_skipped, depth, rd if (multi and full) else None)
     pq = {  # columns; scalars stand for the whole pool (see _per_query_frame)
         "benchmark": task.name, "setting": pool.setting, "query_id": qids,
         "group": np.asarray([table.group_of(i) for i in kept], dtype=object), "query_lang": pool.query_lang,

@@ -10,6 +10,10 @@ Result order is exact and deterministic: score descending, ties broken by the sm
 scores are equal (a tie across the cut) is re-selected exactly, so the common case costs one ``topk``.
 The merge keeps the invariant that equal scores are in index order, with a stable sort.
 
+``tie_key`` (one distinct integer per document) replaces "smaller index" by "smaller key" in that rule,
+so a caller can search rows in their stored order (a memory-mapped store, no copy) and still get another
+tie order (the evaluator's: document id descending). ``ConcatRows`` reads several row arrays as one.
+
 faiss backends (``faiss_flat`` exact, ``faiss_ivf`` / ``faiss_hnsw`` APPROXIMATE: they may miss true
 neighbours) hold the corpus as float32 in an in-memory index; results are put in the same order, and
 for ``faiss_flat`` a row with a tie across the cut is recomputed with the torch path.
@@ -32,16 +36,18 @@ COMPUTE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16"
 
 def exact_topk(queries, docs, k: int, *, device="cpu", query_block: int = 1024, doc_block: int = 65536,
                backend: str = "torch", compute_dtype: str = "float32",
-               faiss_options: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               faiss_options: dict[str, Any] | None = None, tie_key=None) -> tuple[np.ndarray, np.ndarray]:
     """Inner-product top-k of queries [nq, d] against docs [nd, d] (numpy, memmap incl. fp16, or torch).
 
     Returns (scores float32 [nq, k'], indices int64 [nq, k']) with k' = min(k, nd), each row by score
     descending, ties broken by the smaller doc index. Holds at most query_block x doc_block scores.
     ``compute_dtype`` float16/bfloat16 (CUDA only) multiplies in that precision with fp32 accumulation
     and fp32 scores (queries are rounded to it; faster on tensor cores, no longer bit-exact fp32).
+    ``tie_key`` [nd] (distinct integers): equal scores ordered by smaller key instead of smaller index.
     """
     parts = list(iter_topk(queries, docs, k, device=device, query_block=query_block, doc_block=doc_block,
-                           backend=backend, compute_dtype=compute_dtype, faiss_options=faiss_options))
+                           backend=backend, compute_dtype=compute_dtype, faiss_options=faiss_options,
+                           tie_key=tie_key))
     nq, kk = _shape(queries)[0], min(int(k), _shape(docs)[0])
     if not parts:
         return np.zeros((nq, kk), np.float32), np.zeros((nq, kk), np.int64)
@@ -50,10 +56,15 @@ def exact_topk(queries, docs, k: int, *, device="cpu", query_block: int = 1024, 
 
 def iter_topk(queries, docs, k: int, *, device="cpu", query_block: int = 1024, doc_block: int = 65536,
               backend: str = "torch", compute_dtype: str = "float32",
-              faiss_options: dict[str, Any] | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+              faiss_options: dict[str, Any] | None = None,
+              tie_key=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Like :func:`exact_topk`, yielding (first_query_row, scores, indices) per block of queries."""
     nq, nd, kk = _check(queries, docs, k, query_block, doc_block, backend, compute_dtype)
     device = torch.device(device)
+    if tie_key is not None:
+        tie_key = torch.as_tensor(np.asarray(tie_key), dtype=torch.int64)
+        if tuple(tie_key.shape) != (nd,):
+            raise DataError("tie_key", f"needs one key per document: shape {tuple(tie_key.shape)}, {nd} documents")
     if compute_dtype != "float32" and device.type != "cuda":
         raise ConfigError("compute_dtype", f"{compute_dtype} needs a CUDA device (got {device})")
     if kk == 0:
@@ -62,12 +73,13 @@ def iter_topk(queries, docs, k: int, *, device="cpu", query_block: int = 1024, d
             yield start, np.zeros((rows, 0), np.float32), np.zeros((rows, 0), np.int64)
         return
     if backend == "torch":
+        key = None if tie_key is None else tie_key.to(device)
         for start in range(0, nq, query_block):
             q = _to_device(queries, start, min(start + query_block, nq), device, COMPUTE_DTYPES[compute_dtype])
-            vals, idx = _torch_rows(q, docs, kk, device, doc_block)
+            vals, idx = _torch_rows(q, docs, kk, device, doc_block, key)
             yield start, vals.cpu().numpy(), idx.cpu().numpy()
     else:
-        yield from _faiss_blocks(queries, docs, kk, backend, query_block, doc_block, faiss_options or {})
+        yield from _faiss_blocks(queries, docs, kk, backend, query_block, doc_block, faiss_options or {}, tie_key)
 
 
 def _shape(x) -> tuple[int, ...]:
@@ -125,18 +137,22 @@ def _scores(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _torch_rows(q: torch.Tensor, docs, kk: int, device: torch.device, doc_block: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-kk of the query rows ``q`` over all docs, streamed in doc blocks."""
+def _torch_rows(q: torch.Tensor, docs, kk: int, device: torch.device, doc_block: int,
+                key: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-kk of the query rows ``q`` over all docs, streamed in doc blocks (``key``: tie key on
+    ``device``)."""
     run_v = torch.empty((q.shape[0], 0), dtype=torch.float32, device=device)
     run_i = torch.empty((q.shape[0], 0), dtype=torch.int64, device=device)
     for offset, d in _doc_blocks(docs, device, q.dtype, doc_block):
-        vals, idx = block_topk(_scores(q, d), kk)
-        run_v, run_i = merge_topk(run_v, run_i, vals, idx + offset, kk)
+        block_key = None if key is None else key[offset: offset + d.shape[0]]
+        vals, idx = block_topk(_scores(q, d), kk, block_key)
+        run_v, run_i = merge_topk(run_v, run_i, vals, idx + offset, kk, key)
     return run_v, run_i
 
 
-def block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-k columns of every row of ``scores`` (ties: smaller column), in column order."""
+def block_topk(scores: torch.Tensor, k: int, key: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k columns of every row of ``scores`` (ties: smaller column, or smaller ``key`` [n] of
+    the column), in column order (any order with ``key``: the merge sorts)."""
     n = scores.shape[1]
     if k >= n:
         cols = torch.arange(n, device=scores.device).expand(scores.shape[0], n)
@@ -150,22 +166,29 @@ def block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor
         rows = tied.nonzero().squeeze(1)
         sub = scores[rows]
         kth = vals[rows, k - 1 :]
-        cols = torch.arange(n, device=scores.device).expand_as(sub)
-        # everything above the k-th score first (key -1), then tied columns by index, the rest never
-        key = torch.where(sub > kth, -1, torch.where(sub == kth, cols, n))
-        pick = torch.topk(key, k, dim=1, largest=False).indices
+        cols = (torch.arange(n, device=scores.device) if key is None else key).expand_as(sub)
+        # everything above the k-th score first (rank -1), then tied columns by index / key, the rest never
+        never = torch.iinfo(torch.int64).max
+        rank = torch.where(sub > kth, -1, torch.where(sub == kth, cols, never))
+        pick = torch.topk(rank, k, dim=1, largest=False).indices
         vals[rows], idx[rows] = sub.gather(1, pick), pick
+    if key is not None:
+        return vals, idx
     order = torch.argsort(idx, dim=1)
     return vals.gather(1, order), idx.gather(1, order)
 
 
-def merge_topk(run_v, run_i, vals, idx, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def merge_topk(run_v, run_i, vals, idx, k: int, key: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Merge a running top-k (score desc, ties by index) with a later block's candidates in index order.
 
     Every running index is smaller than every new one, so a stable descending sort of the concatenation
-    keeps equal scores in index order: the tie rule without a second key.
+    keeps equal scores in index order: the tie rule without a second key. With a tie ``key`` (indexed by
+    document) the candidates are put in key order first, then sorted stably by score.
     """
     cat_v, cat_i = torch.cat([run_v, vals], dim=1), torch.cat([run_i, idx], dim=1)
+    if key is not None:
+        by_key = torch.argsort(key[cat_i], dim=1)
+        cat_v, cat_i = cat_v.gather(1, by_key), cat_i.gather(1, by_key)
     sorted_v, order = torch.sort(cat_v, dim=1, descending=True, stable=True)
     return sorted_v[:, :k], cat_i.gather(1, order[:, :k])
 
@@ -175,10 +198,12 @@ def _raise_on_nan(vals: torch.Tensor) -> None:
         raise DataError("embeddings", "NaN scores: the query or document embeddings contain NaN")
 
 
-def canonical_order(vals: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reorder each row to score descending, ties by the smaller index."""
+def canonical_order(vals: np.ndarray, idx: np.ndarray, order_key: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder each row to score descending, ties by the smaller index (or smaller ``order_key``, an
+    array shaped like ``idx``)."""
     v, i = torch.from_numpy(np.ascontiguousarray(vals)), torch.from_numpy(np.ascontiguousarray(idx))
-    by_index = torch.argsort(i, dim=1)
+    by = i if order_key is None else torch.from_numpy(np.ascontiguousarray(order_key))
+    by_index = torch.argsort(by, dim=1)
     v, i = v.gather(1, by_index), i.gather(1, by_index)
     _, order = torch.sort(v, dim=1, descending=True, stable=True)
     return v.gather(1, order).numpy(), i.gather(1, order).numpy()
@@ -211,7 +236,7 @@ def _float32(x, rows) -> np.ndarray:
     return np.ascontiguousarray(block, dtype=np.float32)
 
 
-def _faiss_blocks(queries, docs, kk, backend, query_block, doc_block, options):
+def _faiss_blocks(queries, docs, kk, backend, query_block, doc_block, options, key=None):
     index = _faiss_index(docs, backend, doc_block, options)
     nq, nd = _shape(queries)[0], _shape(docs)[0]
     for start in range(0, nq, query_block):
@@ -219,20 +244,58 @@ def _faiss_blocks(queries, docs, kk, backend, query_block, doc_block, options):
         extra = 1 if backend == "faiss_flat" and kk < nd else 0
         vals, idx = index.search(q, kk + extra)
         if backend != "faiss_flat":  # approximate: fewer than kk hits come back as index -1
-            yield start, *_order_approximate(vals, idx)
+            yield start, *_order_approximate(vals, idx, key)
             continue
         tied = vals[:, kk - 1] == vals[:, kk] if extra else np.zeros(len(q), bool)
-        vals, idx = canonical_order(vals[:, :kk], idx[:, :kk])
+        vals, idx = vals[:, :kk], idx[:, :kk]
+        vals, idx = canonical_order(vals, idx, None if key is None else key.numpy()[idx])
         if tied.any():  # which tied docs faiss kept at the cut is arbitrary: redo those rows exactly
             rows = np.flatnonzero(tied)
-            fixed_v, fixed_i = _torch_rows(torch.from_numpy(q[rows]), docs, kk, torch.device("cpu"), doc_block)
+            fixed_v, fixed_i = _torch_rows(torch.from_numpy(q[rows]), docs, kk, torch.device("cpu"), doc_block, key)
             vals[rows], idx[rows] = fixed_v.numpy(), fixed_i.numpy()
         yield start, vals, idx
 
 
-def _order_approximate(vals: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _order_approximate(vals: np.ndarray, idx: np.ndarray, key=None) -> tuple[np.ndarray, np.ndarray]:
     missing = idx < 0
+    last = np.iinfo(np.int64).max
     vals = np.where(missing, -np.inf, vals).astype(np.float32)
-    idx = np.where(missing, np.iinfo(np.int64).max, idx).astype(np.int64)
-    vals, idx = canonical_order(vals, idx)
+    order_key = None if key is None else np.where(missing, last, key.numpy()[np.where(missing, 0, idx)])
+    idx = np.where(missing, last, idx).astype(np.int64)
+    vals, idx = canonical_order(vals, idx, order_key)
     return vals, np.where(idx == np.iinfo(np.int64).max, -1, idx)
+
+
+class ConcatRows:
+    """Row arrays (memmaps, numpy, CPU torch) read as one [sum of rows, dim] array without copying them:
+    a slice (step 1) or an index array of rows reads only the rows it names."""
+
+    def __init__(self, parts):
+        self.parts = [p.numpy() if torch.is_tensor(p) else p for p in parts]
+        dims = {p.shape[1] for p in self.parts if len(p)}
+        if len(dims) > 1:
+            raise DataError("embeddings", f"corpora disagree on the embedding dimension: {sorted(dims)}")
+        self.bounds = np.cumsum([0] + [len(p) for p in self.parts])
+        self.shape = (int(self.bounds[-1]), dims.pop() if dims else self.parts[0].shape[1])
+        self.dtype = np.result_type(*[p.dtype for p in self.parts])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(self.shape[0])
+            if step != 1:
+                raise ValueError("ConcatRows reads slices with step 1")
+            pieces = [p[max(start - a, 0): min(stop, b) - a] for p, a, b in zip(self.parts, self.bounds, self.bounds[1:])
+                      if start < b and stop > a]
+        else:
+            rows = np.asarray(rows, dtype=np.int64)
+            part = np.searchsorted(self.bounds, rows, side="right") - 1
+            order = np.argsort(part, kind="stable")
+            pieces = [self.parts[j][rows[order][part[order] == j] - self.bounds[j]] for j in np.unique(part)]
+            if pieces:
+                return np.concatenate([np.asarray(x, dtype=self.dtype) for x in pieces])[np.argsort(order, kind="stable")]
+        if not pieces:
+            return np.zeros((0, self.shape[1]), self.dtype)
+        return pieces[0] if len(pieces) == 1 else np.concatenate([np.asarray(x, dtype=self.dtype) for x in pieces])

@@ -1,11 +1,13 @@
 """Execute one run in its own process: ``python -m hybrid_sweep.runs.worker <run_dir>``.
 
 Stages (each skipped when its output is already complete, so a killed run resumes):
-  train     -> checkpoints/ (resumable), model/, train_log.jsonl       (when train.enabled)
-  evaluate  -> eval/<benchmark>/{metrics,per_query}.parquet, runs/, qrels/ for every entry of ``evals``
-  merge     -> metrics.parquet, per_query.parquet (all benchmarks)
+  train     -> checkpoints/ (resumable), model/, train_log.jsonl, train_summary.json (when train.enabled)
+  evaluate  -> eval/<name>/<eval_key>/{metrics,per_query}.parquet, runs/, qrels/ for every entry of
+               evals.json (every entry ever requested of the run; a finished one is not redone)
 Writes stages.json (wall time per stage). User errors print one line and exit 2. An optional second
-argument runs only ``train`` (what torchrun launches on every rank) or only ``evaluate`` (+ merge).
+argument runs only ``train`` (what torchrun launches on every rank) or only ``evaluate`` (under torchrun
+too when an entry uses the embedding store: every rank encodes its corpus shards, rank 0 writes). The worker
+dies with the process that started it (parent-death signal), so a killed sweep leaves no orphan.
 """
 
 from __future__ import annotations
@@ -16,13 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 from omegaconf import OmegaConf
 
 from hybrid_sweep.cli import quiet_libraries, user_errors
 from hybrid_sweep.errors import HybridSweepError
 from hybrid_sweep.faults import fault_point
-from hybrid_sweep.io import storage_error, write_parquet, write_text
+from hybrid_sweep.io import storage_error, write_text
 from hybrid_sweep.runs.store import embeddings_dir
 
 
@@ -47,42 +48,40 @@ def _train_stage(cfg, run_dir: Path, tracker) -> Path | None:
     return run_dir / "model"
 
 
-def _eval_stage(cfg, run_dir: Path, model_dir: Path | None) -> None:
+def _eval_stage(cfg, run_dir: Path, model_dir: Path | None, tracker) -> None:
     from hybrid_sweep.encoders import build_encoder, from_folder
     from hybrid_sweep.evaluation.pipeline import run_evaluation
+    from hybrid_sweep.runs.store import RunDir
 
-    encoder = None
+    from hybrid_sweep.evaluation.sharded import rank_group
+
+    rd, encoder = RunDir(run_dir.parent.parent, run_dir.name), None
     train_languages = _train_languages(cfg, run_dir)
-    for name, ev in cfg.evals.items():
-        out = run_dir / "eval" / name
-        if (out / "metrics.parquet").exists():
-            continue
-        view = OmegaConf.merge(cfg, {"eval": ev})
-        if model_dir is not None and encoder is None:
-            encoder = build_encoder(from_folder(cfg.encoder, model_dir))
-        run_evaluation(view, out, encoder, train_languages,
-                       embeddings_dir(run_dir.parent.parent))  # no model dir: the configured (zero-shot) encoder
-        fault_point("after_eval")
+    with rank_group(run_dir / "eval_ranks") as plan:  # under torchrun: each rank encodes its corpus shards
+        for name, entry in rd.evals().items():
+            out = rd.eval_dir(name, entry["key"])
+            if (out / "metrics.parquet").exists():
+                continue
+            view = OmegaConf.merge(cfg, {"eval": entry["entry"]})
+            if model_dir is not None and encoder is None:
+                encoder = build_encoder(from_folder(cfg.encoder, model_dir))
+            result = run_evaluation(view, out, encoder, train_languages, embeddings_dir(run_dir.parent.parent),
+                                    plan)  # no model dir: the configured (zero-shot) encoder
+            if result is None:  # a rank other than 0: its shards are stored, rank 0 writes the results
+                continue
+            avg = result.metrics[result.metrics.query_lang == "avg"]
+            tracker.summary({f"{r.benchmark}/{r.setting}/{r.metric}": r.value for r in avg.itertuples()})
+            fault_point("after_eval")
 
 
 def _train_languages(cfg, run_dir: Path) -> list[str] | None:
     """The fine-tuning languages (seen / unseen breakdown): data.languages, else what training used."""
     if not cfg.train.get("enabled", True):
         return None
-    if cfg.data.get("languages"):
+    if cfg.data.get("languages") and cfg.data.get("n_languages") is None:  # else drawn from the pool: the summary
         return list(cfg.data.languages)
     summary = run_dir / "train_summary.json"
     return json.loads(summary.read_text()).get("languages") if summary.exists() else None
-
-
-def _merge(cfg, run_dir: Path, tracker) -> None:
-    metrics = pd.concat([pd.read_parquet(run_dir / "eval" / name / "metrics.parquet") for name in cfg.evals],
-                        ignore_index=True)
-    per_query = [pd.read_parquet(run_dir / "eval" / name / "per_query.parquet") for name in cfg.evals]
-    write_parquet(run_dir / "per_query.parquet", pd.concat(per_query, ignore_index=True))
-    write_parquet(run_dir / "metrics.parquet", metrics)
-    avg = metrics[metrics.query_lang == "avg"]
-    tracker.summary({f"{r.benchmark}/{r.setting}/{r.metric}": r.value for r in avg.itertuples()})
 
 
 ERROR_FILE = "error.txt"  # the one-line reason a worker failed, read by the sweep process
@@ -105,11 +104,31 @@ def run_forked(run_dir: str, env: dict, only: str | None = None) -> None:
     os.environ.clear()
     os.environ.update(env)
     sys.argv = [sys.argv[0], run_dir] + ([only] if only else [])
-    run(Path(run_dir))
+    try:
+        run.__wrapped__(Path(run_dir))  # not `run`: the sweep prints the one line from error.txt itself
+    except HybridSweepError:
+        sys.exit(2)
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to end this process when its parent dies (Linux ``PR_SET_PDEATHSIG``); elsewhere
+    a no-op. A worker whose sweep was killed must not go on training a run nobody will mark done."""
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 @user_errors
 def run(run_dir: Path) -> None:
+    die_with_parent()
     try:
         _run(run_dir)
     except BaseException as err:
@@ -139,8 +158,7 @@ def _run(run_dir: Path) -> None:
     failed = True
     try:
         for name, fn in (("train", lambda: _train_stage(cfg, run_dir, tracker)),
-                         ("evaluate", lambda: _eval_stage(cfg, run_dir, _model_dir(cfg, run_dir))),
-                         ("merge", lambda: _merge(cfg, run_dir, tracker))):
+                         ("evaluate", lambda: _eval_stage(cfg, run_dir, _model_dir(cfg, run_dir), tracker))):
             if (only == "train" and name != "train") or (only == "evaluate" and name == "train"):
                 continue
             start = time.perf_counter()

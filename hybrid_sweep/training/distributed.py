@@ -69,15 +69,31 @@ def training_device(spec: str | None, key: str = "encoder.device") -> str:
     return spec
 
 
-def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+def unused_parameters(model: torch.nn.Module, output: torch.Tensor) -> list[str]:
+    """Names of the trainable parameters that ``output`` (one forward of ``model``) does not depend on,
+    read from its autograd graph (no backward): e.g. a BERT pooler that mean pooling never reads."""
+    reached, seen, todo = set(), set(), [output.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if hasattr(fn, "variable"):
+            reached.add(id(fn.variable))
+        todo.extend(nxt for nxt, _ in fn.next_functions)
+    return [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in reached]
+
+
+def wrap(model: torch.nn.Module, device: torch.device, find_unused: bool = True) -> torch.nn.Module:
     """``model`` under DistributedDataParallel when a process group exists (which also broadcasts rank
-    0's weights), else itself. ``find_unused_parameters``: a BERT pooler that mean pooling never reads
-    must not stall the reducer."""
+    0's weights), else itself. ``find_unused``: an extra graph traversal per step so that parameters the
+    loss never reaches do not stall the reducer; the trainer freezes those (``unused_parameters``) instead
+    and turns it off."""
     if not active():
         return model
     ids = [device] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False,
-                                                     find_unused_parameters=True)
+                                                     find_unused_parameters=find_unused)
 
 
 def no_sync(module: torch.nn.Module):

@@ -11,11 +11,18 @@ False negatives: a candidate whose text is a row's own positive text (the same p
 row's positive or hard negative) is not a negative for that row; ``false_negative_mask`` finds them and
 ``info_nce(..., exclude=mask)`` drops them from the row's softmax (its own column is never excluded); in
 the symmetric direction the queries whose positive is that paragraph are dropped likewise.
+
+The loss is chosen by ``train.loss`` from ``LOSSES`` (one entry per loss, each with the ``train.*`` options
+it reads; ``loss_from_config`` binds them). Every entry takes the local embeddings and the same keywords as
+``info_nce`` (``offset``, the gathered ``p_all`` / ``n_all`` / ``q_all``, ``exclude``), so the plain step
+and GradCache (``grad_cache.contrastive_step``) work with any of them. Add one with ``register_loss``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -75,3 +82,30 @@ def info_nce(q: torch.Tensor, p: torch.Tensor, n: torch.Tensor | None, temperatu
                 back = back.masked_fill(exclude[:, : q_all.shape[0]].to(q.device), float("-inf"))
             loss = (loss + F.cross_entropy(back, labels)) / 2
     return loss
+
+
+@dataclass(frozen=True)
+class LossEntry:
+    fn: Callable
+    options: tuple[str, ...]  # train.* keys passed to ``fn`` by name
+
+
+LOSSES: dict[str, LossEntry] = {}
+
+
+def register_loss(name: str, fn: Callable, options: Sequence[str] = ()) -> None:
+    """Make ``train.loss=<name>`` call ``fn(q, p, n, **{option: train.<option>}, offset=..., p_all=...,
+    n_all=..., q_all=..., exclude=...)``."""
+    LOSSES[name] = LossEntry(fn, tuple(options))
+
+
+register_loss("info_nce", info_nce, ("temperature", "in_batch_positives", "symmetric"))
+
+
+def loss_from_config(t) -> Callable:
+    """The loss named by ``train.loss`` (default ``info_nce``) with its options from ``t`` bound."""
+    name = t.get("loss") or "info_nce"
+    if name not in LOSSES:
+        raise ConfigError("train.loss", f"unknown loss {name!r}; one of {', '.join(LOSSES)}")
+    entry = LOSSES[name]
+    return functools.partial(entry.fn, **{key: t[key] for key in entry.options})

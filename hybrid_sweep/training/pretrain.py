@@ -45,7 +45,7 @@ def pretrain_languages(p) -> list[str]:
 
 def _texts(cfg, corpora, langs: list[str]) -> dict[str, list[str]]:
     p = cfg.pretrain
-    src = p.get("text_source", "training_data")
+    src = p.text_source  # the typed, validated value (default: config/stages.py)
     limit = p.get("max_texts_per_language")
     if src == "flores":
         return flores_texts(langs, p.get("text_split", "train"), cfg.paths.get("data_root"), limit)
@@ -144,4 +144,5 @@ def continued_mlm(cfg, out: Path) -> None:
     write_text(out / "pretrain_log.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     write_text(out / "pretrain.json", json.dumps({
         "languages": langs, "texts": len(texts), "texts_per_language": {k: len(v) for k, v in sorted(by_lang.items())},
-        "text_source": p.get("text_source"), "steps": p.max_steps, "lr": p.lr, "lm_head": head}))
+        "text_source": p.get("text_source"), "steps": p.max_steps, "lr": p.lr, "lm_head": head,
+        "seed": int(p.seed)}))  # RQ4 ties it to train.seed: one replicated MLM stage per fine-tuning seed

@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
-from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from hybrid_sweep.data.corpus_loading import load_training_data, vocabulary_texts
@@ -33,12 +32,14 @@ from hybrid_sweep.encoders import build_encoder, from_folder
 from hybrid_sweep.errors import ConfigError, HybridSweepError
 from hybrid_sweep.faults import fault_point
 from hybrid_sweep.io import write_text
+from hybrid_sweep.progress import progress
 from hybrid_sweep.sampling.configured import sampler_from_config
 from hybrid_sweep.sampling.prefetch import Prefetcher
 from hybrid_sweep.training import distributed as dist
 from hybrid_sweep.training.checkpoint import latest_checkpoint, load_state, save_checkpoint
 from hybrid_sweep.training.grad_cache import batch_loss, contrastive_step
-from hybrid_sweep.training.loss import false_negative_mask, info_nce
+from hybrid_sweep.training.loss import false_negative_mask, loss_from_config
+from hybrid_sweep.training.microbatch import Prepared, TokenBatch, one_embedding_lookup, tokenize
 
 log = logging.getLogger(__name__)
 VAL_SEED_OFFSET = 1_000_003
@@ -49,10 +50,13 @@ class TrainingError(HybridSweepError):
 
 
 def make_loss(t):
+    """``train.loss`` (``loss.LOSSES``) over the global batch: this rank's rows against gathered candidates."""
+    loss = loss_from_config(t)
+
     def loss_fn(q, p, n, exclude=None):
-        return info_nce(q, p, n, t.temperature, t.in_batch_positives, t.symmetric, offset=dist.rank() * q.shape[0],
-                        p_all=dist.gather_with_grad(p), q_all=dist.gather_with_grad(q),
-                        n_all=None if n is None else dist.gather_with_grad(n), exclude=exclude)
+        return loss(q, p, n, offset=dist.rank() * q.shape[0], p_all=dist.gather_with_grad(p),
+                    q_all=dist.gather_with_grad(q), n_all=None if n is None else dist.gather_with_grad(n),
+                    exclude=exclude)
     return loss_fn
 
 
@@ -72,12 +76,12 @@ def _texts(batch):
             [neg for it in batch.items for neg in it.negatives])
 
 
-def validation_loss(embed, model, batches, device) -> float:
-    """Mean loss over this rank's ``(batch, loss_fn)`` pairs, averaged over ranks (one host copy)."""
+def validation_loss(embed, model, batches, device, max_tokens: int | None = None) -> float:
+    """Mean loss over this rank's ``(inputs, loss_fn)`` pairs, averaged over ranks (one host copy)."""
     was = model.training
     model.eval()
     with torch.no_grad():
-        losses = [batch_loss(embed, *_texts(shard), fn) for shard, fn in batches] if batches else []
+        losses = [batch_loss(embed, *inputs, fn, max_tokens) for inputs, fn in batches] if batches else []
     model.train(was)
     local = sum(torch.stack(losses).tolist()) / max(1, len(losses)) if losses else 0.0
     return dist.mean(torch.tensor([local], dtype=torch.float64, device=device)).item()
@@ -119,6 +123,9 @@ def check_train_config(cfg) -> None:
         raise ConfigError("train.dropout", f"must be in [0, 1) or null, got {t.dropout}")
     if int(t.get("log_every", 1)) < 1:
         raise ConfigError("train.log_every", f"must be >= 1, got {t.log_every}")
+    loss_from_config(t)  # an unknown train.loss is one ConfigError here
+    if t.get("max_tokens") is not None and int(t.max_tokens) < 1:
+        raise ConfigError("train.max_tokens", f"must be >= 1 or null, got {t.max_tokens}")
     if t.grad_cache.enabled and int(t.grad_cache.chunk_size) < 1:
         raise ConfigError("train.grad_cache.chunk_size", f"must be >= 1, got {t.grad_cache.chunk_size}")
 
@@ -178,16 +185,42 @@ class Recipe:
                 if isinstance(m, torch.nn.Dropout):
                     m.p = float(self.t.dropout)
         self.model.train()
+        self.frozen = self.freeze_unused()
         if self.t.gradient_checkpointing:  # non-reentrant: works under DDP with two forwards per backward
             self.model[0].auto_model.gradient_checkpointing_enable({"use_reentrant": False})
-        self.module = dist.wrap(self.model, encoder.device)
+        if self.t.get("compile"):  # the forward sentence-transformers calls; parameter names stay the model's
+            auto = self.model[0].auto_model
+            auto.forward = torch.compile(auto.forward, dynamic=True)
+        self.module = dist.wrap(self.model, encoder.device, find_unused=False)
         self.no_sync = dist.no_sync(self.module)
         self.loss_fn = make_loss(self.t)
 
-    def embed(self, texts: list[str], kind: str) -> torch.Tensor:
-        """``Encoder.forward`` through the (DDP-wrapped) module."""
-        emb = self.module(self.encoder.features(texts, kind))["sentence_embedding"]
+    def freeze_unused(self) -> list[str]:
+        """Turn off ``requires_grad`` of the parameters no embedding depends on (they never get a gradient,
+        so AdamW never moves them either): DDP then needs no per-step search for unused parameters."""
+        devices = [self.encoder.device] if self.encoder.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # the probe draws no dropout mask of the run
+            out = self.model(self.encoder.features(["probe"], "query"))["sentence_embedding"]
+        names = dist.unused_parameters(self.model, out)
+        params = dict(self.model.named_parameters())
+        for name in names:
+            params[name].requires_grad_(False)
+        if names:
+            log.info("parameters outside the loss's graph, frozen: %s", ", ".join(names))
+        return names
+
+    def embed(self, inputs, kind: str) -> torch.Tensor:
+        """``Encoder.forward`` through the (DDP-wrapped) module, of a TokenBatch on the device (or texts)."""
+        feats = inputs.features if isinstance(inputs, TokenBatch) else self.encoder.features(inputs, kind)
+        emb = self.module(feats)["sentence_embedding"]
         return F.normalize(emb, dim=-1) if self.encoder.normalize else emb
+
+    def prepare(self, batch) -> Prepared:
+        """This rank's slice of ``batch`` tokenised (run in the prefetch thread, off the step's path)."""
+        q, p, n = _texts(batch.shard(self.rank, self.world))
+        pin = self.encoder.device.type == "cuda"
+        return Prepared(batch, (tokenize(self.encoder, q, "query", pin), tokenize(self.encoder, p, "passage", pin),
+                                tokenize(self.encoder, n, "passage", pin)))
 
     def setup_optimizer(self) -> None:
         t = self.t
@@ -212,13 +245,19 @@ class Recipe:
             _trim_log(self.batch_log, self.state["step"])
 
     def step(self, batch) -> torch.Tensor:
-        """Forward + backward of one global batch (this rank's slice); the loss on the device."""
+        """Forward + backward of one global batch (this rank's slice; a sampler batch or ``Prepared``);
+        the loss on the device. ``train.max_tokens``: length-sorted sub-batches / GradCache chunks."""
         t = self.t
-        loss_fn = batch_loss_fn(self.loss_fn, t, batch, self.rank, self.world)
+        prepared = batch if isinstance(batch, Prepared) else self.prepare(batch)
+        loss_fn = batch_loss_fn(self.loss_fn, t, prepared.batch, self.rank, self.world)
         chunk = int(t.grad_cache.chunk_size) if t.grad_cache.enabled else None
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.encoder.device.type == "cuda" and t.bf16):
-            return contrastive_step(self.embed, *_texts(batch.shard(self.rank, self.world)), loss_fn, chunk,
-                                    self.encoder.device, self.no_sync)
+        inputs, max_tokens = prepared.on(self.encoder.device), t.get("max_tokens")
+        one_lookup = max_tokens is not None and chunk is None and not t.get("compile")
+        auto = getattr(self.model[0], "auto_model", None)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.encoder.device.type == "cuda" and t.bf16), \
+                one_embedding_lookup(auto.get_input_embeddings() if one_lookup and auto is not None else None, inputs):
+            return contrastive_step(self.embed, *inputs, loss_fn, chunk, self.encoder.device, self.no_sync,
+                                    max_tokens=max_tokens)
 
     def update(self) -> None:
         if self.t.grad_clip:
@@ -237,9 +276,11 @@ class Recipe:
             p["record"]["loss"], p["loss"] = value, None
 
     def validate(self) -> float:
-        batches = [(b.shard(self.rank, self.world), batch_loss_fn(self.loss_fn, self.t, b, self.rank, self.world))
-                   for b in self.val_batches]
-        return validation_loss(self.embed, self.model, batches, self.encoder.device)
+        if not hasattr(self, "_val_inputs"):  # tokenised once, on first use
+            self._val_inputs = [(self.prepare(b), batch_loss_fn(self.loss_fn, self.t, b, self.rank, self.world))
+                                for b in self.val_batches]
+        batches = [(p.on(self.encoder.device), fn) for p, fn in self._val_inputs]
+        return validation_loss(self.embed, self.model, batches, self.encoder.device, self.t.get("max_tokens"))
 
     def checkpoint(self) -> None:
         payload = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -262,12 +303,12 @@ class Recipe:
     def train(self) -> dict:
         t, state = self.t, self.state
         every, start, pending = int(t.get("log_every", 1)), time.perf_counter(), []
-        bar = tqdm(total=t.max_steps, initial=state["step"], desc="train",
-                   disable=self.rank != 0 or not self.cfg.encoder.get("progress", True))
-        # batches are drawn (and their texts fetched) one step ahead in a background thread; the result
-        # for step s is the sampler's batch_at(s) whatever the timing, so resume stays exact
-        batches = Prefetcher(self.sampler.batch_at, start=state["step"], stop=t.max_steps,
-                             depth=max(1, int(t.get("prefetch", 2))))
+        bar = progress(t.max_steps, "train", initial=state["step"],
+                       disable=self.rank != 0 or not self.cfg.encoder.get("progress", True))
+        # batches are drawn, their texts fetched and tokenised one step ahead in a background thread; the
+        # result for step s is the sampler's batch_at(s) whatever the timing, so resume stays exact
+        batches = Prefetcher(lambda s: self.prepare(self.sampler.batch_at(s)), start=state["step"],
+                             stop=t.max_steps, depth=max(1, int(t.get("prefetch", 2))))
         try:
             return self._loop(batches, bar, start, every, pending)
         finally:
@@ -276,11 +317,12 @@ class Recipe:
     def _loop(self, batches, bar, start, every, pending) -> dict:
         t, state, stopped_early = self.t, self.state, False
         while state["step"] < t.max_steps and not stopped_early:
-            step_start, batch = time.perf_counter(), next(batches)
+            step_start, prepared = time.perf_counter(), next(batches)
+            batch = prepared.batch
             self.sampler.step = state["step"] + 1  # what a checkpoint after this step records
             record = {"step": state["step"], "loss": None}
             pending.append({"record": record, "batch": batch, "lr": self.scheduler.get_last_lr()[0],
-                            "loss": self.step(batch)})
+                            "loss": self.step(prepared)})
             done = state["step"] + 1
             evaluating = bool(t.eval_every and self.val_batches and done % t.eval_every == 0)
             saving = done % t.save_every == 0 or done == t.max_steps

@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+from hydra_plugins.hybrid_sweep_launcher.job_ends import recording_job_ends
+
 try:
-    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
 except ImportError:  # hydra-submitit-launcher not installed: nothing to cap
-    LocalLauncher = None
+    LocalLauncher = SlurmLauncher = None
 
 
 def usable_cores() -> int:
@@ -30,5 +32,15 @@ class CoreCappedLocalLauncher(LocalLauncher or object):
         results = []
         for start in range(0, len(job_overrides), self.max_parallel):
             wave = job_overrides[start:start + self.max_parallel]
-            results += super().launch(wave, initial_job_idx + start)
+            with recording_job_ends(self):
+                results += super().launch(wave, initial_job_idx + start)
         return results
+
+
+class JobEndRecordingSlurmLauncher(SlurmLauncher or object):
+    """``hydra/launcher=slurm``: the plugin's SLURM launcher, with jobs that end without a result (requeues
+    exhausted, node failure) recorded FAILED instead of crashing the multirun (job_ends.py)."""
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int):
+        with recording_job_ends(self):
+            return super().launch(job_overrides, initial_job_idx)

@@ -50,3 +50,14 @@ class ComposeOnceSweeper(BasicSweeper):
     def setup(self, *, hydra_context: HydraContext, task_function, config) -> None:
         once = HydraContext(config_loader=ComposedOnce(hydra_context.config_loader), callbacks=hydra_context.callbacks)
         super().setup(hydra_context=once, task_function=task_function, config=config)
+
+    def sweep(self, arguments):
+        """Hydra's sweep; jobs whose run failed are recorded so the command can exit non-zero at the end."""
+        from hybrid_sweep.callbacks import record_failed_job
+
+        returns = super().sweep(arguments)
+        for batch in returns:
+            for r in batch:
+                if r.return_value == "failed":
+                    record_failed_job(" ".join(r.overrides or ()))
+        return returns
