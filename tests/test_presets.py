@@ -34,7 +34,7 @@ def xlmr_tokenizer(tmp_path_factory):
 def _save_tiny(folder: Path, model_cls, config_cls, tokenizer, **kw) -> Path:
     torch.manual_seed(0)
     config = config_cls(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=80, pad_token_id=1, **kw)
+                        intermediate_size=32, max_position_embeddings=130, pad_token_id=1, **kw)  # XLM-R: 128 + 2
     model_cls(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
