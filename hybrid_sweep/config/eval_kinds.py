@@ -11,7 +11,7 @@ The kind lists below are the only ones; the data and evaluation modules import t
 
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, List, Optional
+from typing import Any, List, Optional
 
 from omegaconf import ListConfig
 

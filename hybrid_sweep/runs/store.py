@@ -115,7 +115,8 @@ def file_digest(path: Path) -> list:
     size = path.stat().st_size
     if size > HASH_MAX_BYTES:
         return [size, None]
-    return [size, hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()]
+    with open(path, "rb") as f:  # streamed: the file is never held in memory whole
+        return [size, hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()]
 
 
 class RunDir:
