@@ -26,6 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from hybrid_sweep.callbacks import preload_end_of_sweep
 from hybrid_sweep.cli import CONF_DIR, EXIT_USER_ERROR, user_errors
 from hybrid_sweep.config import CONFIG_SCHEMA_VERSION, load
+from hybrid_sweep.config.load import typed_section
+from hybrid_sweep.config.stages import ResourcesConfig
 from hybrid_sweep.errors import ConfigError, HybridSweepError
 from hybrid_sweep.faults import fault_point
 from hybrid_sweep.io import TMP_GLOB, write_text
@@ -72,9 +74,9 @@ def _run_info(cfg, rid: str, wall: float) -> dict:
                                 cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return {"run_id": rid, "schema_version": CONFIG_SCHEMA_VERSION, "sweep": cfg.get("sweep_name"), "overrides": " ".join(_overrides()),
+    return {"run_id": rid, "schema_version": CONFIG_SCHEMA_VERSION, "sweep": cfg.sweep_name, "overrides": " ".join(_overrides()),
             "config_hash": config_hash(OmegaConf.to_container(cfg, resolve=True)), "git_commit": commit,
-            "versions": json.dumps(versions), "device": cfg.resources.get("device_label") or platform.node(),
+            "versions": json.dumps(versions), "device": cfg.resources.device_label or platform.node(),
             "wall_s": wall}  # axis values are derived from config.yaml by collect, not stored twice
 
 
@@ -84,15 +86,14 @@ def _child_env(cfg) -> dict:
     SLURM, per-rank logs teed live, and the thread count."""
     from hybrid_sweep.runs import gpu_slots
 
-    env, res = dict(os.environ), cfg.resources
-    per = int(res.get("nproc_per_node", 1))
-    if res.get("gpu_slots", True):
-        lock_dir = res.get("gpu_lock_dir")
-        env = gpu_slots.slot_env(env, per, Path(lock_dir) if lock_dir else None)
-    env.update(gpu_slots.slurm_rendezvous(env, int(res.get("nnodes", 1))))
-    if per > 1 or int(res.get("nnodes", 1)) > 1:
+    env, res = dict(os.environ), typed_section(cfg.resources, ResourcesConfig, "resources")
+    per = int(res.nproc_per_node)
+    if res.gpu_slots:
+        env = gpu_slots.slot_env(env, per, Path(res.gpu_lock_dir) if res.gpu_lock_dir else None)
+    env.update(gpu_slots.slurm_rendezvous(env, int(res.nnodes)))
+    if per > 1 or int(res.nnodes) > 1:
         env.update(PYTHONUNBUFFERED="1", PET_TEE=env.get("PET_TEE", "3"))  # each rank's output, prefixed, live
-    if res.get("threads"):
+    if res.threads:
         env["OMP_NUM_THREADS"] = str(res.threads)
     return env
 
@@ -113,7 +114,7 @@ def _execute(cfg, rd: RunDir) -> None:
     if _distributed(cfg) or shard:  # torchrun trains (every node), then node 0 evaluates
         evaluate = _torchrun(cfg, rd, "evaluate") if shard else worker + ["evaluate"]
         commands = ([_torchrun(cfg, rd)] if _distributed(cfg) else []) + ([evaluate] if node_rank() == 0 else [])
-    elif cfg.resources.get("start", "fork") == "fork" and hasattr(os, "fork"):
+    elif cfg.resources.start == "fork" and hasattr(os, "fork"):
         preload()
         proc = multiprocessing.get_context("fork").Process(target=run_forked, args=(str(rd.path), env))
         proc.start()
@@ -134,14 +135,14 @@ def _execute(cfg, rd: RunDir) -> None:
 
 def _distributed(cfg) -> bool:
     res = cfg.resources
-    return cfg.train.get("enabled", True) and (int(res.get("nproc_per_node", 1)) > 1 or int(res.get("nnodes", 1)) > 1)
+    return cfg.train.enabled and (int(res.nproc_per_node) > 1 or int(res.nnodes) > 1)
 
 
 def _sharded_eval(cfg, rd: RunDir) -> bool:
     """Evaluation under torchrun on node 0's ``nproc_per_node`` ranks, each encoding its share of the
     corpora: when an entry of the run goes through the embedding store (evaluation/sharded.py)."""
-    return int(cfg.resources.get("nproc_per_node", 1)) > 1 and any(
-        e["entry"].get("embedding_store", False) for e in rd.evals().values())
+    return int(cfg.resources.nproc_per_node) > 1 and any(  # entries of the kinds that have the store
+        bool(e["entry"].get("embedding_store")) for e in rd.evals().values())
 
 
 def _torchrun(cfg, rd: RunDir, stage: str = "train") -> list[str]:
@@ -177,7 +178,7 @@ def run_one(cfg: DictConfig) -> str:
     root, rid = Path(cfg.results_root), run_id(cfg)
     rd, wanted = RunDir(root, rid), requested_evals(cfg)
     axes = " ".join(_overrides()) or "(defaults)"
-    if cfg.get("plan"):
+    if cfg.plan:
         status = rd.status(wanted=wanted)
         print(f"{rid}  {status:<11}  {axes}")
         return status
@@ -186,7 +187,7 @@ def run_one(cfg: DictConfig) -> str:
         return "done"
     if _in_multirun():  # this sweep has work: the code its end runs is fixed now, not when it ends
         preload_end_of_sweep()
-    if _distributed(cfg) and int(cfg.resources.get("nnodes", 1)) > 1 and node_rank() > 0:
+    if _distributed(cfg) and int(cfg.resources.nnodes) > 1 and node_rank() > 0:
         return _follow(cfg, rd)
     try:
         rd.path.parent.mkdir(parents=True, exist_ok=True)

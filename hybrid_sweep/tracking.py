@@ -14,6 +14,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from hybrid_sweep.config.load import typed_section, typed_sections
+from hybrid_sweep.config.stages import LoggerConfig
+
 
 class NullTracker:
     def log(self, record: dict, step: int | None = None) -> None:
@@ -33,9 +36,9 @@ class WandbTracker(NullTracker):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.axes = run_axes(cfg, self.run_dir)
         flat = {**_flatten(OmegaConf.to_container(cfg, resolve=True)), **self.axes}
-        self.run = wandb.init(project=cfg.logger.project, entity=cfg.logger.get("entity"), group=cfg.get("sweep_name"),
+        self.run = wandb.init(project=cfg.logger.project, entity=cfg.logger.entity, group=cfg.get("sweep_name"),
                               name=run_name, id=run_id, resume="allow", config=flat, dir=str(run_dir),
-                              mode=cfg.logger.get("mode", "offline"), tags=list(cfg.logger.get("tags") or []),
+                              mode=cfg.logger.mode, tags=list(cfg.logger.tags),
                               reinit="finish_previous")
 
     def _refresh_axes(self) -> None:
@@ -80,7 +83,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def make_tracker(cfg, run_dir: Path, rank: int = 0) -> NullTracker:
-    if rank != 0 or cfg.get("logger", {}).get("name", "none") != "wandb":
+    if rank != 0:
+        return NullTracker()
+    cfg = typed_sections(cfg)  # the logger section with its declared defaults
+    if cfg.logger.name != "wandb":
         return NullTracker()
     axes = run_axes(cfg, run_dir)  # the run's results columns, as results.parquet will carry them
     name = " ".join(f"{k}={v}" for k, v in axes.items() if v is not None and k in
@@ -93,9 +99,10 @@ def log_analysis(cfg, folder: Path) -> None:
     import pandas as pd
     import wandb
 
-    run = wandb.init(project=cfg.logger.project, entity=cfg.logger.get("entity"), group=cfg.get("sweep_name"),
+    logger = typed_section(cfg.logger, LoggerConfig, "logger")
+    run = wandb.init(project=logger.project, entity=logger.entity, group=cfg.get("sweep_name"),
                      name=f"{cfg.get('sweep_name')} analysis", job_type="analysis", dir=str(folder),
-                     mode=cfg.logger.get("mode", "offline"), reinit="finish_previous")
+                     mode=logger.mode, reinit="finish_previous")
     try:
         for csv in sorted(Path(folder).glob("*.csv")):
             run.log({f"tables/{csv.stem}": wandb.Table(dataframe=pd.read_csv(csv))})

@@ -76,7 +76,7 @@ def test_negatives_asked_of_a_source_without_any(tmp_path):
         _load(tmp_path, path)
     assert _load(tmp_path, path, "sampler.n_negatives=0").batch_at(0).items[0].negatives == ()
     assert _load(tmp_path, path, "+data.sources.0.n_negatives=0").batch_at(0).items[0].negatives == ()
-    with pytest.raises(ConfigError, match="^data.sources.n_negatives: source .* must be an integer >= 0"):
+    with pytest.raises(ConfigError, match="^data.sources.0.n_negatives: must be >= 0, got -1"):
         _load(tmp_path, path, "+data.sources.0.n_negatives=-1")
 
 

@@ -28,7 +28,7 @@ def test_every_data_preset_composes(preset):
 
 @pytest.mark.parametrize("preset", ["jsonl", "parquet"])
 def test_file_preset_without_a_path_is_one_config_error(preset, tmp_path):
-    with pytest.raises(ConfigError, match="^data.sources.path: a file source needs a path"):
+    with pytest.raises(ConfigError, match="^data.sources.0.path: required and not set"):
         load_training_data(compose(f"data={preset}", f"data.cache_dir={tmp_path}", config_name="train"))
 
 

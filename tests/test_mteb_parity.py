@@ -145,3 +145,25 @@ def test_preset_equals_mteb_evaluate_on_long_passages(preset, encoder, tmp_path,
     short = _ours(preset, folder, encoder, "eval.max_length=null")  # the encoder preset's 128 tokens
     assert set(short["max_length"]) == {128}
     assert any(abs(short.loc[lang, "value"] - theirs[lang]) > 1e-3 for lang in theirs)
+
+
+@pytest.mark.parametrize("setting, expected", [(None, 512), ("null", 128), ("64", 64)], ids=["default", "null", "64"])
+def test_eval_mteb_encodes_at_the_models_own_limit_by_default(encoder, tmp_path, monkeypatch, setting, expected):
+    """eval=mteb hands MTEB the encoder at the model's own limit (512 for mE5, as the leaderboard encodes),
+    the encoder preset's 128 only when asked (eval.max_length=null), and records the length in the rows."""
+    import hybrid_sweep.evaluation.mteb_bridge as bridge
+
+    seen = []
+
+    def fake_evaluate_mteb(eval_cfg, enc, out_dir):
+        seen.append(enc.model.max_seq_length)
+        return pd.DataFrame([("t", "test", "en", "en", "ndcg@10", 0.5, 1, 0, "mteb")],
+                            columns=["benchmark", "setting", "query_lang", "doc_lang", "metric", "value",
+                                     "n_queries", "n_skipped", "depth"])
+
+    monkeypatch.setattr(bridge, "evaluate_mteb", fake_evaluate_mteb)
+    overrides = [] if setting is None else [f"eval.max_length={setting}"]
+    cfg = compose("eval=mteb", "eval.tasks=[SomeTask]", *ENCODER, *overrides)
+    rows = run_evaluation(cfg, tmp_path / "out", encoder).metrics
+    assert seen == [expected] and set(rows["max_length"]) == {expected}
+    assert encoder.model.max_seq_length == 128  # restored after the evaluation

@@ -5,13 +5,20 @@ import pytest
 import pytrec_eval
 import torch
 
-from hybrid_sweep.evaluation.metrics import metrics_from_ranks
+from hybrid_sweep.evaluation.cutoff_metrics import NOT_RETURNED, graded_metrics
 from hybrid_sweep.evaluation.ranking import relevant_ranks, tie_order, topk_tie_rule
 
 MEASURES = {"map", "recip_rank", "recall.1,5,10,100", "success.1,5,10", "ndcg_cut.10"}
 OURS_TO_TREC = {"map": "map", "mrr": "recip_rank", "recall@1": "recall_1", "recall@5": "recall_5",
                 "recall@10": "recall_10", "recall@100": "recall_100", "success@1": "success_1",
                 "success@5": "success_5", "success@10": "success_10", "ndcg@10": "ndcg_cut_10"}
+
+
+def metrics_from_ranks(ranks: torch.Tensor, n_rel: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The engine's metrics of a fully ranked pool with binary relevance (grade 1, the whole pool returned)."""
+    r = ranks.numpy()
+    m = graded_metrics(r, np.ones(r.shape), n_rel.numpy(), depth=NOT_RETURNED - 1)
+    return {k: torch.from_numpy(v) for k, v in m.items()}
 
 
 def _case(seed, n_q, n_d, levels):

@@ -253,5 +253,5 @@ def test_pair_design_keys_from_the_config():
     assert back == (y, x) and s.mono_languages == sorted({x, y})
     assert s.pairs == active_pairs(langs, 1, 0, "unordered", "per_seed", 3)
     assert len(sampler_from_config(cfg, corpora, langs, seed=3, validation=True).pairs) == 6
-    with pytest.raises(ConfigError, match="^sampler.pair_draw: unknown value 'sometimes'"):
+    with pytest.raises(ConfigError, match="^sampler.pair_draw: unknown pair_draw 'sometimes'; one of fixed, per_seed"):
         sampler_from_config(compose("sampler.pair_draw=sometimes", config_name="train"), corpora, langs, 0)

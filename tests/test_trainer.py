@@ -317,7 +317,9 @@ def test_the_loss_is_chosen_by_config_and_any_entry_works_with_grad_cache(tmp_pa
         seen.append(temperature)
         neg = (q @ n.T).max(1).values if n is not None else (q @ p.roll(1, 0).T).diagonal()
         return torch.relu(temperature - (q * p).sum(1) + neg).mean()
+    from hybrid_sweep.config import stages
     monkeypatch.setitem(losses.LOSSES, "margin", losses.LossEntry(margin, ("temperature",)))
+    monkeypatch.setattr(stages, "LOSS_NAMES", [*stages.LOSS_NAMES, "margin"])  # as register_loss does
     common = ("train.loss=margin", "train.temperature=0.3", "train.max_steps=3", "train.eval_every=0",
               "train.dropout=0")
     _train(tmp_path / "plain", *common)

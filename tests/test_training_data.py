@@ -65,7 +65,7 @@ def test_bad_jsonl_line(tmp_path):
 
 
 def test_hub_loader_missing_dataset_is_one_error(tmp_path):
-    cfg = OmegaConf.create({"name": "x", "fields": {"group": "id", "query": "q", "positive": "p"},
+    cfg = OmegaConf.create({"kind": "hub", "name": "x", "fields": {"group": "id", "query": "q", "positive": "p"},
                             "languages": {"de": {"path": "json", "data_files": str(tmp_path / "nope.jsonl")}}})
     with pytest.raises(DataError, match=r"json \[de\]: cannot load"):
         load_hub_corpus(cfg, tmp_path / "cache")
@@ -130,7 +130,7 @@ def test_tiny_vocabulary_covers_languages_outside_training():
     assert len(held_out - narrow_words) > 0.5 * len(held_out)
     vocab = build_tokenizer(vocabulary_texts(cfg, corpora), cfg.encoder.tiny.vocab_size, 64).get_vocab()
     assert sum(w.strip("?.") in vocab for w in held_out) > 0.95 * len(held_out)  # fits in vocab_size
-    with pytest.raises(ConfigError, match="^encoder.tiny.vocab_from: unknown value 'some'"):
+    with pytest.raises(ConfigError, match="^encoder.tiny.vocab_from: unknown vocab_from 'some'"):
         vocabulary_texts(compose("encoder.tiny.vocab_from=some", config_name="train"), corpora)
 
 

@@ -19,6 +19,9 @@ from hybrid_sweep.config.checks import MAX_LENGTH, Check, at_least, each_of, exi
 from hybrid_sweep.config.marks import setting
 from hybrid_sweep.errors import ConfigError
 
+TOKEN_SETTING = Check(lambda v: v == "model" or (type(v) is int and 1 <= v <= MAX_LENGTH),
+                      f"tokens in [1, {MAX_LENGTH}], model or null", 0)  # an eval entry's max_length
+
 EVAL_KINDS = ("pooled", "retrieval", "flores", "mteb")
 SETTINGS = ("mono", "cross", "multi")
 FLORES_SETTINGS = ("cross", "multi")
@@ -120,8 +123,7 @@ class RetrievalEvalConfig(RankingEvalConfig):
     dataset: Any = setting(None, doc="a hub dataset in the MTEB layout, or a list of them")
     revision: Optional[str] = setting(None, doc="pinned dataset revision (hub only)")
     lang: str = setting("en", check=label, doc="language label of a monolingual task")
-    max_length: Any = setting(None, check=Check(lambda v: v == "model" or (type(v) is int and 1 <= v <= MAX_LENGTH),
-                                                f"tokens in [1, {MAX_LENGTH}], model or null", 0),
+    max_length: Any = setting(None, check=TOKEN_SETTING,
                               doc="encoder max tokens here; model = the model's own limit (as MTEB encodes); null = the encoder's")
     embedding_store: bool = setting(False, doc="corpora encoded once into fp16 shards on disk (memory-mapped)")
     trec: TrecFilesConfig = setting(factory=TrecFilesConfig, doc="format=trec: the three files")
@@ -173,6 +175,8 @@ class MtebEvalConfig(EvalConfig):
     batch_size: int = setting(64, run_id=False, check=at_least(1), doc="MTEB's data-loader batch; no effect on scores")
     overwrite: str = setting("only-missing", run_id=False, check=one_of("only-missing", "always", "never"))
     progress: bool = setting(False, run_id=False)
+    max_length: Any = setting("model", check=TOKEN_SETTING, doc="encoder max tokens; model = the model's own "
+                              "limit (as MTEB's leaderboard encodes); null = the encoder preset's")
 
     def check(self, key: str) -> None:
         EvalConfig.check(self, key)

@@ -149,10 +149,38 @@ def load_entry(value, key: str = "eval", family: type | None = None) -> DictConf
     node = _typed(family or EvalConfig, value, key)
     missing = sorted(OmegaConf.missing_keys(node))
     if missing:
-        raise ConfigError(_join(key, missing[0]), "required and not set")
+        raise ConfigError(_join(key, re.sub(r"\[(\d+)\]", r".\1", missing[0])), "required and not set")
     _field_checks(node, key)
     _check(node, key)
     return node
+
+
+def typed_section(node, cls: type, key: str) -> DictConfig:
+    """``node`` typed as the section ``cls`` and checked, its declared defaults filled in; a node typed so
+    already (what :func:`load` returns) is returned as it is. A stage reads its section through this, so
+    no stage restates a default, whoever built the config (a run's loaded config.yaml, a CLI, a test)."""
+    kind = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+    if isinstance(kind, type) and issubclass(kind, cls):
+        return node
+    return load_entry(node, key, cls)
+
+
+def typed_sections(cfg: DictConfig, schema: type = AppConfig) -> DictConfig:
+    """``cfg`` with each of its sections typed by ``schema`` (:func:`typed_section`); a section it lacks is
+    added with its declared defaults where it has no required key. ``cfg`` itself when already typed."""
+    if OmegaConf.get_type(cfg) is schema:
+        return cfg
+    view = cfg.copy()
+    OmegaConf.set_struct(view, False)
+    for f in dataclasses.fields(schema):
+        cls = section_type(f)
+        if cls is None:
+            continue
+        if f.name in cfg and cfg[f.name] is not None:
+            view[f.name] = typed_section(cfg[f.name], cls, f.name)
+        elif not OmegaConf.missing_keys(_template(cls)):
+            view[f.name] = copy.deepcopy(_template(cls))
+    return view
 
 
 def active(node: DictConfig, f: dataclasses.Field) -> bool:

@@ -9,7 +9,7 @@ the field (``setting(..., check=positive)``, config/checks.py) or, across fields
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, List, Optional
 
-from hybrid_sweep.config.checks import (at_least, device_spec, in_range, label, labels, model_path, non_negative,
+from hybrid_sweep.config.checks import (Check, at_least, device_spec, in_range, label, labels, model_path, non_negative,
                                         one_of, positive, token_length)
 from hybrid_sweep.config.eval_kinds import EvalConfig, SubsetConfig  # noqa: F401  (SubsetConfig: re-export)
 from hybrid_sweep.config.marks import DerivedAxis, section, setting
@@ -165,6 +165,9 @@ class GradCacheConfig:
     chunk_size: int = setting(64, check=at_least(1), doc="texts per forward in GradCache")
 
 
+LOSS_NAMES = ["info_nce"]  # training/loss.py's register_loss adds its entries (config imports no stage)
+
+
 @dataclass
 class TrainConfig:
     enabled: bool = setting(True, axis="trained", inactive=False, doc="false: zero-shot evaluation")
@@ -181,7 +184,8 @@ class TrainConfig:
     temperature: float = setting(0.05, check=positive)
     in_batch_positives: bool = setting(True)
     symmetric: bool = setting(False)
-    loss: str = setting("info_nce", absent="info_nce", check=one_of("info_nce"),
+    loss: str = setting("info_nce", absent="info_nce", check=Check(lambda v: v in LOSS_NAMES, "", "bogus",
+                        lambda v, name: f"unknown loss {v!r}; one of {', '.join(LOSS_NAMES)}"),
                         doc="training loss (training/loss.py LOSSES); info_nce reads temperature, "
                         "in_batch_positives, symmetric")
     mask_false_negatives: bool = setting(True, doc="drop in-batch candidates equal to a row's own positive")

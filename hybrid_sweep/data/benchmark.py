@@ -139,23 +139,39 @@ class Benchmark:
         return pools
 
 
-def as_retrieval_task(bench: Benchmark, settings=("mono",), candidate_text: str = "sentence"):
-    """The same pools as a generic RetrievalTask (one corpus and one query table per language), so the
-    generic evaluator can be checked against this one (ids and relevance unchanged)."""
+def candidate_texts(bench: Benchmark, mode: str) -> list[str]:
+    """What the encoder reads of each candidate (``eval.candidate_text``): the sentence, or the sentence
+    and its paragraph."""
+    if mode == "sentence":
+        return [c.text for c in bench.all_candidates()]
+    if mode == "sentence_context":
+        return [f"{c.text}\n{c.context}" for c in bench.all_candidates()]
+    raise ValueError(f"eval.candidate_text: unknown mode {mode!r}; use 'sentence' or 'sentence_context'")
+
+
+def as_retrieval_task(bench: Benchmark, settings=("mono",), candidate_text: str = "sentence",
+                      metrics: tuple[str, ...] | None = None):
+    """The benchmark's pools as a generic RetrievalTask, the form the evaluation engine reads: one corpus
+    and one query table per language (in the benchmark's order), each pool's qrels binary. A query whose
+    relevant set is empty in a pool stays in that pool's qrels with no relevant document, so the engine
+    counts it as skipped (``n_skipped``) as LAReQA does. ``metrics``: the metric rows the task reports."""
     from hybrid_sweep.data.retrieval_task import DocTable, QueryTable, RetrievalTask, TaskPool
 
-    corpora, queries = {}, {}
+    texts = candidate_texts(bench, candidate_text)
+    corpora, queries, offset = {}, {}, 0
     for lang, data in bench.languages.items():
-        texts = [c.text if candidate_text == "sentence" else f"{c.text}\n{c.context}" for c in data.candidates]
-        corpora[lang] = DocTable([c.cid for c in data.candidates], texts, None, lang)
+        n = len(data.candidates)
+        corpora[lang] = DocTable([c.cid for c in data.candidates], texts[offset: offset + n], None, lang)
         queries[lang] = QueryTable([q.qid for q in data.questions], [q.text for q in data.questions], lang,
                                    [q.group for q in data.questions])
+        offset += n
     cids = [c.cid for c in bench.all_candidates()]
     qids = [q.qid for q in bench.all_questions()]
     pools = []
     for setting in settings:
         for p in bench.pools(setting):
             docs = tuple(bench.langs) if p.doc_lang == MULTI_POOL else (p.doc_lang,)
-            qrels = {qids[q]: {cids[c]: 1 for c in rel} for q, rel in zip(p.queries, p.relevant)}
+            qrels = {q: {} for q in queries[p.query_lang].ids} if p.n_skipped else {}
+            qrels.update({qids[q]: {cids[c]: 1 for c in rel} for q, rel in zip(p.queries, p.relevant)})
             pools.append(TaskPool(setting, p.query_lang, p.doc_lang, p.query_lang, docs, qrels))
-    return RetrievalTask(bench.name, corpora, queries, pools)
+    return RetrievalTask(bench.name, corpora, queries, pools, metrics=metrics)

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
+from hybrid_sweep.config.load import typed_section, typed_sections
+from hybrid_sweep.config.sources import SourceConfig
 from hybrid_sweep.data.corpus_store import CorpusStore, mix64
 from hybrid_sweep.data.download import data_root, ensure_lareqa_file
 from hybrid_sweep.data.flores_pairs import load_flores_pairs
@@ -29,50 +31,43 @@ from hybrid_sweep.config.sources import SOURCE_KINDS  # noqa: E402  (the kind li
 
 def cache_root(cfg) -> Path:
     """Where converted stores live: ``data.cache_dir``, else the user cache folder (never the package)."""
-    configured = cfg.data.get("cache_dir")
+    configured = cfg.data.cache_dir
     if configured:
         return Path(str(configured)).expanduser()
     return Path(platformdirs.user_cache_dir("hybrid_sweep")) / "corpora"
 
 
 def source_name(src) -> str:
-    return str(src.get("name") or src.get("path") or src.get("benchmark") or src.get("kind"))
+    return str(src.name or src.get("path") or src.get("benchmark") or src.kind)  # path / benchmark: per kind
 
 
 def load_source(src, cfg) -> CorpusStore:
+    cfg, src = typed_sections(cfg), typed_section(src, SourceConfig, "data.sources")  # checked: config.sources
     store = _load_source(src, cfg)
-    n = src.get("n_negatives")
-    if n is not None and (not isinstance(n, int) or n < 0):
-        raise ConfigError("data.sources.n_negatives", f"source {source_name(src)!r}: must be an integer >= 0, got {n!r}")
-    return store if n is None else store.view(n_negatives=int(n))
+    return store if src.n_negatives is None else store.view(n_negatives=int(src.n_negatives))
 
 
 def _load_source(src, cfg) -> CorpusStore:
-    kind = src.get("kind")
-    ctx, negs = cfg.data.get("with_context", False), cfg.data.get("max_negatives", 3)
+    kind = src.kind
+    ctx, negs = cfg.data.with_context, cfg.data.max_negatives
     if kind == "synthetic":
-        return corpus_to_store(corpus_from_benchmark(synthetic_benchmark(dict(cfg.synthetic), src.get("split", "train")), ctx, negs))
+        return corpus_to_store(corpus_from_benchmark(synthetic_benchmark(dict(cfg.synthetic), src.split), ctx, negs))
     if kind == "lareqa":
-        name = src.get("benchmark")
-        if name not in LAREQA_BENCHMARKS:
-            raise ConfigError("data.sources.benchmark", f"unknown LAReQA benchmark {name!r}; one of {', '.join(LAREQA_BENCHMARKS)}")
-        folder, langs = LAREQA_BENCHMARKS[name]
-        root, supplied = data_root(cfg.paths.get("data_root"))
+        folder, langs = LAREQA_BENCHMARKS[src.benchmark]  # a declared name (config.sources)
+        root, supplied = data_root(cfg.paths.data_root)
         for lang in langs:
             ensure_lareqa_file(root, folder, lang, supplied)
-        return corpus_to_store(corpus_from_benchmark(load_lareqa(name, root / "lareqa" / folder), ctx, negs))
+        return corpus_to_store(corpus_from_benchmark(load_lareqa(src.benchmark, root / "lareqa" / folder), ctx, negs))
     if kind == "file":
-        if not src.get("path") or str(src.path) == "???":
-            raise ConfigError("data.sources.path", "a file source needs a path (JSONL or parquet)")
-        return file_store(src.path, src.get("name") or str(src.path), cache_root(cfg), parallel=src.get("parallel", True))
+        return file_store(src.path, src.name or str(src.path), cache_root(cfg), parallel=src.parallel)
     if kind == "hub":
         return load_hub_corpus(src, cache_root(cfg))
     if kind == "mmarco":
         return load_mmarco_corpus(src, cache_root(cfg))
     if kind == "flores":
-        return load_flores_pairs(src, cfg.paths.get("data_root"))
+        return load_flores_pairs(src, cfg.paths.data_root)
     if kind == "inverse_cloze":  # automatically generated queries (data/ict_queries.py)
-        return load_inverse_cloze(src, cfg.paths.get("data_root"))
+        return load_inverse_cloze(src, cfg.paths.data_root)
     raise ConfigError("data.sources.kind", f"unknown source kind {kind!r}; one of {', '.join(SOURCE_KINDS)}")
 
 
@@ -129,42 +124,41 @@ def draw_languages(pool: list[str], n: int | None, draw: str = "fixed", language
 
 def load_training_data(cfg) -> tuple[list[CorpusStore], CorpusStore | None, list[str]]:
     """(training corpora restricted to the training languages, validation corpus, training languages)."""
-    sources = list(cfg.data.get("sources") or [])
+    cfg = typed_sections(cfg)
+    sources = list(cfg.data.sources or [])
     if not sources:
         raise ConfigError("data.sources", "no training sources configured")
     corpora = [load_source(s, cfg) for s in sources]
     available = sorted({lang for c in corpora for lang in c.languages})
-    languages = cfg.data.get("languages")
-    languages = available if languages is None else list(languages)
+    languages = available if cfg.data.languages is None else list(cfg.data.languages)
     if not languages:
         raise ConfigError("data.languages", "empty training-language set")
     missing = [lang for lang in languages if lang not in available]
     if missing:
         raise ConfigError("data.languages", f"{', '.join(source_name(s) for s in sources)} has no language "
                                             f"{missing[0]!r}; available: {', '.join(available)}")
-    budgets = dict(cfg.data.get("budgets") or {})
+    budgets = dict(cfg.data.budgets)
     for lang in budgets:
         if lang not in languages:
             raise ConfigError("data.budgets", f"budget for {lang!r}, which is not a training language")
-    languages = draw_languages(languages, cfg.data.get("n_languages"), cfg.data.get("language_draw", "fixed"),
-                               cfg.data.get("language_seed", 0), cfg.train.get("seed", 0))
+    languages = draw_languages(languages, cfg.data.n_languages, cfg.data.language_draw, cfg.data.language_seed,
+                               cfg.train.seed)
     budgets = {lang: n for lang, n in budgets.items() if lang in languages}
-    dev_cfg = cfg.data.get("dev") or {}
-    dev = None
-    if dev_cfg.get("holdout"):
-        i = dev_cfg.get("source", 0)
-        if not isinstance(i, int) or not 0 <= i < len(sources):
+    dev_cfg, dev = cfg.data.dev, None  # typed: a holdout {holdout, seed, languages, source} or a source
+    if dev_cfg is not None and "holdout" in dev_cfg:
+        i = dev_cfg.source
+        if not 0 <= i < len(sources):
             raise ConfigError("data.dev.source", f"index of the source to hold out from, 0..{len(sources) - 1}; got {i!r}")
-        corpora[i], dev = split_holdout(corpora[i], float(dev_cfg.holdout), int(dev_cfg.get("seed", 0)))
+        corpora[i], dev = split_holdout(corpora[i], float(dev_cfg.holdout), int(dev_cfg.seed))
         if corpora[i].n_rows == 0:
             raise DataError(source_name(sources[i]), f"no rows left for training after data.dev.holdout={dev_cfg.holdout}")
-    elif dev_cfg.get("kind"):
+    elif dev_cfg is not None:
         dev = load_source(dev_cfg, cfg)
     kept = []
     for src, c in zip(sources, corpora):
         c = c.view(active=c.active_mask() & c.lang_mask(languages))
         c = apply_budgets(c, budgets) if budgets else c
-        if cfg.data.get("pivot"):
+        if cfg.data.pivot:
             if cfg.data.pivot not in languages:
                 raise ConfigError("data.pivot", f"{cfg.data.pivot!r} is not a training language ({', '.join(languages)})")
             c = to_pivot(c, cfg.data.pivot)
@@ -173,7 +167,7 @@ def load_training_data(cfg) -> tuple[list[CorpusStore], CorpusStore | None, list
         else:
             log.warning("source %s has no rows in the training languages %s; not used", source_name(src), languages)
     if dev is not None:
-        dev_langs = [lang for lang in (dev_cfg.get("languages") or languages) if lang in dev.languages]
+        dev_langs = [lang for lang in (dev_cfg.get("languages") or languages) if lang in dev.languages]  # per kind
         dev = dev.view(active=dev.active_mask() & dev.lang_mask(dev_langs))
         dev = dev if dev.n_rows else None
     return kept, dev, languages
@@ -184,13 +178,11 @@ def vocabulary_texts(cfg, corpora: list[CorpusStore]) -> list[str]:
     ``all_languages`` (default) reads every language the sources hold, as a multilingual pretrained
     tokenizer covers languages that fine-tuning never sees; ``training_languages`` uses only ``corpora``
     (then languages outside training are out of vocabulary)."""
-    if cfg.encoder.get("path") or cfg.encoder.get("kind") != "tiny":
+    cfg = typed_sections(cfg)
+    if cfg.encoder.path or cfg.encoder.kind != "tiny":
         return []  # a pretrained encoder brings its own tokenizer
-    vocab_from = (cfg.encoder.get("tiny") or {}).get("vocab_from", "all_languages")
-    if vocab_from == "training_languages":
+    if cfg.encoder.tiny is not None and cfg.encoder.tiny.vocab_from == "training_languages":  # checked: config
         return [x for c in corpora for x in c.texts()]
-    if vocab_from != "all_languages":
-        raise ConfigError("encoder.tiny.vocab_from", f"unknown value {vocab_from!r}; all_languages or training_languages")
     return [x for src in cfg.data.sources for x in load_source(src, cfg).texts()]
 
 

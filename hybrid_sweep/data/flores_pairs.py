@@ -13,11 +13,13 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
+from hybrid_sweep.config.load import typed_section
+from hybrid_sweep.config.sources import FLORES_TRAIN_SPLITS, FloresSource
 from hybrid_sweep.data.corpus_store import CorpusStore, store_from_batches
 from hybrid_sweep.data.download import ENV_VAR, data_root
 from hybrid_sweep.errors import ConfigError, DataError
 
-SPLITS = ("train", "dev")
+SPLITS = FLORES_TRAIN_SPLITS  # declared once, with the source kind (config/sources.py)
 
 
 def read_flores_tsv(path) -> pa.Table:
@@ -36,10 +38,9 @@ def read_flores_tsv(path) -> pa.Table:
 
 def load_flores_pairs(src, configured_root: str | None) -> CorpusStore:
     """``src.languages`` maps training language codes to FLORES codes, e.g. ``{de: deu_Latn}``."""
-    split = src.get("split", "train")
-    if split not in SPLITS:
-        raise ConfigError("data.sources.split", f"FLORES split {split!r}; one of {', '.join(SPLITS)}")
-    langs = dict(src.get("languages") or {})
+    src = typed_section(src, FloresSource, "data.sources")  # split checked there
+    split = src.split
+    langs = dict(src.languages)
     if len(langs) < 2:
         raise ConfigError("data.sources.languages", "a FLORES source needs at least two languages (code: flores_code)")
     root, _ = data_root(configured_root)
@@ -49,4 +50,4 @@ def load_flores_pairs(src, configured_root: str | None) -> CorpusStore:
         text = table.column("text")
         batches += pa.table({"group": table.column("index_id"), "lang": pa.array([lang] * table.num_rows, pa.string()),
                              "query": text, "positive": text}).to_batches()
-    return store_from_batches(src.get("name", "flores"), batches, f"sib200/{split}", parallel=True, cross_only=True)
+    return store_from_batches(src.name or "flores", batches, f"sib200/{split}", parallel=True, cross_only=True)

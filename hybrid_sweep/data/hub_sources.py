@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hybrid_sweep.config.load import typed_section
+from hybrid_sweep.config.sources import HubSource, MmarcoSource
 from hybrid_sweep.data.corpus_store import CorpusStore, cached_store
 from hybrid_sweep.errors import ConfigError, DataError
 
@@ -73,7 +75,7 @@ def hub_source_rows(cfg, lang: str, table: pa.Table, source: str):
         raise ConfigError("data.sources.fields.group", f"source {cfg.name!r} names no group column")
     if pa.types.is_integer(group.type):
         group = pc.cast(group, pa.string())
-    if cfg.get("group_scope", "source") == "language" or not cfg.get("parallel", True):
+    if cfg.group_scope == "language" or not cfg.parallel:
         group = pc.binary_join_element_wise(lang, pc.cast(group, pa.string()), "/")
     query = _col(table, fields.get("query"), source, "query")
     positive = _col(table, fields.get("positive"), source, "positive")
@@ -82,7 +84,7 @@ def hub_source_rows(cfg, lang: str, table: pa.Table, source: str):
     if negs is not None and (pa.types.is_string(negs.type) or pa.types.is_large_string(negs.type)):
         negs = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32)), pc.cast(negs, pa.string()).combine_chunks())
     negs = pa.nulls(n, pa.list_(pa.string())) if negs is None else negs
-    passage_lang = cfg.get("passage_lang")
+    passage_lang = cfg.passage_lang
     langs = pa.array([lang] * n, pa.string())
     if passage_lang and passage_lang != lang:
         yield from pa.table({"group": group, "lang": langs, "query": _text(query, n), "positive": pa.nulls(n, pa.string()),
@@ -96,8 +98,8 @@ def hub_source_rows(cfg, lang: str, table: pa.Table, source: str):
 
 
 def _languages(cfg) -> dict:
-    if not cfg.get("languages"):
-        raise ConfigError("data.sources.languages", f"source {cfg.get('name')!r} lists no languages")
+    if not cfg.languages:
+        raise ConfigError("data.sources.languages", f"source {cfg.name!r} lists no languages")
     return dict(cfg.languages)
 
 
@@ -107,10 +109,11 @@ def _limited(table: pa.Table, limit) -> pa.Table:
 
 def load_hub_corpus(cfg, cache_root) -> CorpusStore:
     """A row-set source (``kind: hub``) as a cached store."""
+    cfg = typed_section(cfg, HubSource, "data.sources")  # checked, with the declared defaults
     tables, prints = {}, {}
     for lang, spec in _languages(cfg).items():
         ds = load_hub_dataset(dict(spec), lang)
-        tables[lang] = _limited(_arrow(ds), cfg.get("max_rows_per_lang"))
+        tables[lang] = _limited(_arrow(ds), cfg.max_rows_per_lang)
         prints[lang] = _fingerprint(ds)
     sources = {lang: f"{dict(spec).get('path')} [{lang}]" for lang, spec in _languages(cfg).items()}
 
@@ -118,7 +121,7 @@ def load_hub_corpus(cfg, cache_root) -> CorpusStore:
         for lang, table in tables.items():
             yield from hub_source_rows(cfg, lang, table, sources[lang])
     key = {"kind": "hub", "fingerprints": prints, "cfg": _plain(cfg)}
-    return cached_store(cache_root, key, cfg.name, cfg.name, batches, parallel=cfg.get("parallel", True))
+    return cached_store(cache_root, key, cfg.name, cfg.name, batches, parallel=cfg.parallel)
 
 
 def _plain(cfg) -> dict:
@@ -152,9 +155,10 @@ def _first_null(arr) -> int | None:
 
 def load_mmarco_corpus(cfg, cache_root) -> CorpusStore:
     """The mMARCO layout: shared id triples joined with each language's queries and collection."""
+    cfg = typed_section(cfg, MmarcoSource, "data.sources")
     langs = _languages(cfg)
     triples, tprint = _tsv(cfg, cfg.triples, ["qid", "pos", "neg"], "triples")
-    triples = _limited(triples, cfg.get("max_rows_per_lang"))
+    triples = _limited(triples, cfg.max_rows_per_lang)
     prints = {"triples": tprint}
     parts = {}
     for lang, language in langs.items():

@@ -76,6 +76,7 @@ class RetrievalTask:
     query_sets: dict[str, QueryTable]
     pools: list[TaskPool] = field(default_factory=list)
     max_length: int | None = None  # encoder max tokens for this task (long-document tasks)
+    metrics: tuple[str, ...] | None = None  # the metric rows reported (None: the engine's TASK_METRICS)
 
     def languages(self) -> list[str]:
         return list(dict.fromkeys(p.query_lang for p in self.pools))

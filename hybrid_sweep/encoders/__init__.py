@@ -21,6 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
+from hybrid_sweep.config.load import typed_section
+from hybrid_sweep.config.stages import EncoderConfig
 from hybrid_sweep.encoders.encoder import Encoder, native_max_length
 from hybrid_sweep.errors import ConfigError
 
@@ -70,12 +72,9 @@ def load_pretrained(path: str, fmt: str, pooling: str, max_length: int | None, d
 
 
 def _model(cfg, texts, work_dir, device) -> SentenceTransformer:
-    kind = cfg.get("kind", "pretrained")
-    if kind not in KINDS:
-        raise ConfigError("encoder.kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
-    if cfg.get("path"):
-        return load_pretrained(str(cfg.path), cfg.get("format", "auto"), cfg.get("pooling", "mean"),
-                               cfg.get("max_length"), device)
+    kind = cfg.kind  # a declared kind (config/stages.py EncoderConfig)
+    if cfg.path:
+        return load_pretrained(str(cfg.path), cfg.format, cfg.pooling, cfg.max_length, device)
     if kind == "tiny":
         from hybrid_sweep.encoders.tiny import build_tiny_model
 
@@ -83,7 +82,7 @@ def _model(cfg, texts, work_dir, device) -> SentenceTransformer:
             raise ConfigError("encoder.kind", "the tiny encoder needs texts to build its vocabulary")
         folder = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="hybrid_sweep_tiny_"))
         t = cfg.tiny
-        prefixes = [cfg.get("query_prefix") or "", cfg.get("passage_prefix") or ""]
+        prefixes = [cfg.query_prefix or "", cfg.passage_prefix or ""]
         return build_tiny_model(
             list(texts) + prefixes, folder, hidden=t.hidden, layers=t.layers, heads=t.heads,
             intermediate=t.intermediate, vocab_size=t.vocab_size, max_length=cfg.max_length, pooling=cfg.pooling,
@@ -92,9 +91,9 @@ def _model(cfg, texts, work_dir, device) -> SentenceTransformer:
     if kind == "me5_small_q4":
         from hybrid_sweep.encoders.e5_q4 import me5_small_q4_folder
 
-        folder = me5_small_q4_folder(model_cache_dir(cfg.get("cache_dir")), cfg.get("layers"))
+        folder = me5_small_q4_folder(model_cache_dir(cfg.cache_dir), cfg.layers)
         return SentenceTransformer(str(folder), device=device)
-    raise ConfigError("encoder.path", f"encoder {cfg.get('name')!r} needs a path or hub id")
+    raise ConfigError("encoder.path", f"encoder {cfg.name!r} needs a path or hub id")
 
 
 def from_folder(cfg, folder) -> DictConfig:
@@ -118,15 +117,15 @@ def build_encoder(cfg, texts: list[str] | None = None, work_dir: Path | None = N
     Prefixes: the config's ``query_prefix`` / ``passage_prefix``; where those are null, the model's own
     saved prompts (``query`` / ``document``), else none.
     """
-    device = resolve_device(cfg.get("device"))
+    cfg = typed_section(cfg, EncoderConfig, "encoder")  # checked, with the declared defaults
+    device = resolve_device(cfg.device)
     model = _model(cfg, texts, work_dir, device)
-    check_length(cfg.get("max_length"), model)
+    check_length(cfg.max_length, model)
     prompts = model.prompts or {}
-    qp, pp = cfg.get("query_prefix"), cfg.get("passage_prefix")
+    qp, pp = cfg.query_prefix, cfg.passage_prefix
     return Encoder(
-        model, name=cfg.get("name", "encoder"),
+        model, name=cfg.name,
         query_prefix=prompts.get("query", "") if qp is None else qp,
         passage_prefix=prompts.get("document", prompts.get("passage", "")) if pp is None else pp,
-        max_length=cfg.get("max_length"), batch_size=cfg.get("batch_size", 64), normalize=cfg.get("normalize", True),
-        show_progress=cfg.get("progress", True),
+        max_length=cfg.max_length, batch_size=cfg.batch_size, normalize=cfg.normalize, show_progress=cfg.progress,
     )

@@ -11,6 +11,7 @@ converts the scores to rows of the evaluator's long table.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import shutil
@@ -20,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from hybrid_sweep.config.eval_kinds import MtebEvalConfig
 from hybrid_sweep.errors import ConfigError, DataError, HybridSweepError
 from hybrid_sweep.results_schema import ROW_COLUMNS as COLUMNS
 
@@ -162,13 +164,18 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+_DEFAULTS = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+             for f in dataclasses.fields(MtebEvalConfig)}
+
+
 def evaluate_mteb(eval_cfg, encoder, out_dir) -> pd.DataFrame:
     """Run ``eval_cfg.tasks`` through ``mteb.evaluate`` with our encoder; MTEB's own result files land
     in ``<out_dir>/mteb`` (its result cache: a rerun of the same checkpoint reuses them); returns the
     scores as long metric rows (see :func:`score_rows`)."""
-    cfg = dict(eval_cfg) if not hasattr(eval_cfg, "items") else {k: eval_cfg[k] for k in eval_cfg}
-    tasks = resolve_tasks(list(cfg.get("tasks") or []))
-    languages, splits = cfg.get("languages"), cfg.get("splits")
+    given = dict(eval_cfg) if not hasattr(eval_cfg, "items") else {k: eval_cfg[k] for k in eval_cfg}
+    cfg = {**_DEFAULTS, **given}  # the declared defaults (config/eval_kinds.py); task objects pass as they are
+    tasks = resolve_tasks(list(cfg["tasks"] or []))
+    languages, splits = cfg["languages"], cfg["splits"]
     for key, value in (("eval.languages", languages), ("eval.splits", splits)):
         if value is not None and (isinstance(value, str) or not all(isinstance(v, str) for v in value)):
             raise ConfigError(key, f"a list of names or null for all (got {value!r})")
@@ -176,18 +183,18 @@ def evaluate_mteb(eval_cfg, encoder, out_dir) -> pd.DataFrame:
         tasks = [t.filter_languages(list(languages)) for t in tasks]
     if splits:
         tasks = [t.filter_eval_splits(list(splits)) for t in tasks]
-    metrics = cfg.get("metrics")
+    metrics = cfg["metrics"]
     if metrics is not None and (isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics)):
         raise ConfigError("eval.metrics", f"a list of metric names or null for all (got {metrics!r})")
-    model = MTEBEncoder(encoder, name=cfg.get("model_name"), symmetric_kind=cfg.get("symmetric_kind", "query"))
+    model = MTEBEncoder(encoder, name=cfg["model_name"], symmetric_kind=cfg["symmetric_kind"])
     out_dir = Path(out_dir)
     fresh = [d for d in (out_dir, out_dir / "mteb") if not d.exists()]  # removed again if a load fails
     try:
         result = mteb.evaluate(model, tasks, cache=mteb.ResultCache(out_dir / "mteb"),
-                               overwrite_strategy=cfg.get("overwrite", "only-missing"),
-                               encode_kwargs={"batch_size": int(cfg.get("batch_size", 64)),
-                                              "show_progress_bar": bool(cfg.get("progress", False))},
-                               show_progress_bar=bool(cfg.get("progress", False)))
+                               overwrite_strategy=cfg["overwrite"],
+                               encode_kwargs={"batch_size": int(cfg["batch_size"]),
+                                              "show_progress_bar": bool(cfg["progress"])},
+                               show_progress_bar=bool(cfg["progress"]))
     except OSError as err:  # ConnectionError, TimeoutError, FileNotFoundError (hub / datasets), disk errors
         for folder in reversed(fresh):  # nothing half-written: the folders this call created, if still empty
             if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # torch / sentence-transformers load lazily so config errors 
     import pandas as pd
 
     from hybrid_sweep.encoders import Encoder
-    from hybrid_sweep.evaluation.evaluator import EvalOutput
+    from hybrid_sweep.evaluation.rows import EvalOutput
 
 log = logging.getLogger(__name__)
 SUMMARY_METRICS = ["map", "mrr", "recall@10", "ndcg@10", "rank_distance", "same_lang@10"]
@@ -43,9 +43,10 @@ def run_evaluation(cfg: DictConfig, output_dir: Path | None = None, encoder: Enc
     ``eval.embedding_store`` is true (default ``<output_dir>/embeddings``). ``plan``: this rank's
     share of a sharded encoding (None in one process); ranks other than 0 return None.
     """
-    kind = cfg.eval.get("kind", "pooled")
+    cfg = typed_eval(cfg)
+    kind = cfg.eval.kind
     if plan is not None and plan.rank != 0:
-        if kind not in ("pooled", "mteb") and cfg.eval.get("embedding_store", False):
+        if _uses_store(cfg.eval):
             _tasks(cfg, output_dir, encoder, _store_root(store_root, output_dir), plan)
         return None
     if kind == "pooled":
@@ -53,7 +54,7 @@ def run_evaluation(cfg: DictConfig, output_dir: Path | None = None, encoder: Enc
     elif kind == "mteb":
         out, enc_name = _mteb(cfg, output_dir, encoder)
     else:
-        store = _store_root(store_root, output_dir) if cfg.eval.get("embedding_store", False) else None
+        store = _store_root(store_root, output_dir) if _uses_store(cfg.eval) else None
         out, enc_name = _tasks(cfg, output_dir, encoder, store, plan if store is not None else None)
     if output_dir is not None:
         from hybrid_sweep.evaluation.language_groups import language_groups
@@ -65,6 +66,27 @@ def run_evaluation(cfg: DictConfig, output_dir: Path | None = None, encoder: Enc
         write_text(output_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         write_parquet(output_dir / "metrics.parquet", out.metrics)  # written last: marks completion
     return out
+
+
+def typed_eval(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with its ``eval`` entry typed by its kind (``config.eval_kinds``) and checked; a config whose
+    entry is typed already (``config.load``) is returned as it is."""
+    from hybrid_sweep.config.eval_kinds import EvalConfig
+    from hybrid_sweep.config.load import load_entry
+
+    kind = OmegaConf.get_type(cfg.eval) if isinstance(cfg.eval, DictConfig) else None
+    if isinstance(kind, type) and issubclass(kind, EvalConfig):
+        return cfg
+    view = cfg.copy()
+    OmegaConf.set_struct(view, False)
+    view.eval = load_entry(OmegaConf.to_container(cfg.eval, resolve=True) if isinstance(cfg.eval, DictConfig)
+                           else cfg.eval, "eval")
+    return view
+
+
+def _uses_store(entry: DictConfig) -> bool:
+    """The kinds with corpora (retrieval, flores) can put them in the embedding store."""
+    return "embedding_store" in entry and bool(entry.embedding_store)
 
 
 def _store_root(store_root, output_dir):
@@ -82,7 +104,8 @@ def _build(cfg, encoder, texts_fn):
 
 def _pooled(cfg, output_dir, encoder):
     bench = load_eval_benchmark(cfg.eval, cfg.paths, cfg.get("synthetic"))  # validates before heavy imports
-    from hybrid_sweep.evaluation.evaluator import candidate_texts, evaluate_encoder
+    from hybrid_sweep.data.benchmark import candidate_texts
+    from hybrid_sweep.evaluation.evaluator import evaluate_encoder
 
     log.info("%s: %d languages, %d queries, %d candidates", bench.name, len(bench.langs),
              len(bench.all_questions()), len(bench.all_candidates()))
@@ -101,18 +124,22 @@ def _mteb(cfg, output_dir, encoder):
         raise ConfigError("output_dir", "eval=mteb needs an output folder for MTEB's result files")
     import pandas as pd
 
-    from hybrid_sweep.evaluation.evaluator import EvalOutput
     from hybrid_sweep.evaluation.mteb_bridge import evaluate_mteb
+    from hybrid_sweep.evaluation.rows import EvalOutput, with_max_length
+    from hybrid_sweep.evaluation.task_evaluator import at_length, resolve_length
 
     encoder = _build(cfg, encoder, lambda: [])
-    return EvalOutput(evaluate_mteb(cfg.eval, encoder, output_dir), pd.DataFrame()), encoder.name
+    length = resolve_length(cfg.eval.max_length, encoder)  # default: the model's own limit, as MTEB encodes
+    with at_length(encoder, length):
+        out = EvalOutput(evaluate_mteb(cfg.eval, encoder, output_dir), pd.DataFrame())
+    return with_max_length(out, length), encoder.name
 
 
 def _tasks(cfg, output_dir, encoder, store_root=None, plan=None):
     tasks = load_retrieval_tasks(cfg.eval, cfg.paths)  # validates before heavy imports
     import pandas as pd
 
-    from hybrid_sweep.evaluation.evaluator import EvalOutput
+    from hybrid_sweep.evaluation.rows import EvalOutput
     from hybrid_sweep.evaluation.task_evaluator import evaluate_task
 
     for t in tasks:

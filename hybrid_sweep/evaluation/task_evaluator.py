@@ -1,17 +1,23 @@
-"""Evaluate any RetrievalTask: encode each table once, search every pool, metrics as trec_eval gives them.
+"""The evaluation engine: any RetrievalTask (BEIR / MTEB-layout / TREC folders, FLORES, and the LAReQA
+pools of XQuAD-R, MLQA-R and the sandbox through ``data.benchmark.as_retrieval_task``) → metric rows as
+trec_eval gives them, per-query rows, TREC run and qrels files.
 
-Per pool, each document's position in tie order (doc id descending) is its tie key, so that "smaller
-key first" on equal scores is trec_eval's rule; the embeddings stay in stored order (a memory-mapped
-store is searched in place, never copied: only a pool ranked fully is gathered, <= full_rank_max rows). A pool of at most ``full_rank_max`` documents is scored fully in query
-blocks: the rank of every relevant document is exact, so AP and RR are over the whole pool and rank
-distance is defined (``depth = "full"``). A larger pool goes through the exact top-k search
-(``evaluation.topk``) to depth k = max(run_depth, 100): the metrics are then those of trec_eval on the
-returned run (``depth = "top<k>"``) and rank distance is not reported. Run files stream per block.
+Each table is encoded once. Per pool, each document's position in tie order (doc id descending) is its tie
+key, so that "smaller key first" on equal scores is trec_eval's rule; the embeddings stay in stored order
+(a memory-mapped store is searched in place, never copied: only a pool ranked fully is gathered, <=
+full_rank_max rows). A pool of at most ``full_rank_max`` documents (every pool when it is None, as for
+LAReQA) is scored fully in query blocks: the rank of every relevant document is exact, so AP and RR are
+over the whole pool and rank distance is defined (``depth = "full"``). A larger pool goes through the
+exact top-k search (``evaluation.topk``) to depth k = max(run_depth, 100): the metrics are then those of
+trec_eval on the returned run (``depth = "top<k>"``) and rank distance is not reported. Run files
+stream per block. A multilingual pool that holds the query language's own corpus also reports
+``same_lang@10``, the share of the top 10 in the query's language (the LAReQA language-bias measure).
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +27,9 @@ import torch
 from hybrid_sweep.data.retrieval_task import RetrievalTask, TaskPool
 from hybrid_sweep.encoders.encoder import native_max_length  # noqa: F401 (re-exported)
 from hybrid_sweep.errors import ConfigError, DataError
+from hybrid_sweep.faults import fault_point
 from hybrid_sweep.evaluation.cutoff_metrics import NOT_RETURNED, RECALL_KS, graded_metrics
-from hybrid_sweep.evaluation.evaluator import EvalOutput, macro_rows, metric_rows, with_max_length
+from hybrid_sweep.evaluation.rows import FULL, EvalOutput, macro_rows, metric_rows, with_max_length
 from hybrid_sweep.evaluation.ranking import relevant_ranks, tie_order, topk_tie_rule
 from hybrid_sweep.evaluation.search import score_blocks
 from hybrid_sweep.evaluation.topk import ConcatRows, iter_topk
@@ -33,13 +40,30 @@ log = logging.getLogger(__name__)
 
 TASK_METRICS = ("map", "mrr", "recall@1", "recall@5", "recall@10", "recall@100", "precision@1", "precision@5",
                 "precision@10", "success@1", "success@5", "success@10", "ndcg@10")
-MULTI_POOL = "all"
+SAME_LANG_K = 10
 
 
 def encoding_length(task: RetrievalTask, encoder) -> int | None:
     """The max tokens the task is encoded at: ``task.max_length`` as given, ``"model"`` = the model's own
     limit (how MTEB encodes), None = the encoder's (its preset's ``max_length``)."""
-    setting = task.max_length
+    return resolve_length(task.max_length, encoder)
+
+
+@contextmanager
+def at_length(encoder, length: int | None):
+    """The encoder encodes at ``length`` tokens inside the block (None: as it is), its own length after."""
+    old = encoder.model.max_seq_length
+    if length is not None:
+        encoder.model.max_seq_length = int(length)
+    try:
+        yield
+    finally:
+        encoder.model.max_seq_length = old
+
+
+def resolve_length(setting, encoder) -> int | None:
+    """An ``eval.max_length`` value as tokens: a number, ``"model"`` (the model's position table), None
+    (the encoder's current length)."""
     current = getattr(encoder.model, "max_seq_length", None)
     if setting is None:
         return current
@@ -56,19 +80,13 @@ def encode_task(task: RetrievalTask, encoder, store_root: Path | None = None, pl
     (fp16, memory-mapped, shared by every run and setting that evaluates the same model on the same
     corpus; the max length is part of its key). With a ``plan`` (``evaluation.sharded``) a rank other
     than 0 only stores its shards of each corpus and gets empty dicts back."""
-    old = encoder.model.max_seq_length
-    length = encoding_length(task, encoder)
-    if length is not None:
-        encoder.model.max_seq_length = int(length)
-    try:
+    with at_length(encoder, encoding_length(task, encoder)):
         if plan is not None and plan.rank != 0:
             for k in task.corpora if store_root is not None else ():
                 _corpus_embeddings(task, k, encoder, store_root, plan)
             return {}, {}
         q = {k: encoder.encode(t.texts, "query", desc=f"{task.name} {k} queries") for k, t in task.query_sets.items()}
         d = {k: _corpus_embeddings(task, k, encoder, store_root, plan) for k in task.corpora}
-    finally:
-        encoder.model.max_seq_length = old
     return q, d
 
 
@@ -95,9 +113,11 @@ def evaluate_task(task: RetrievalTask, encoder, store_root: Path | None = None, 
 
 
 def evaluate_task_embeddings(task: RetrievalTask, q_emb: dict, d_emb: dict, *, run_depth: int | None = 100,
-                             full_rank_max: int = 50_000, output_dir: Path | None = None, write_runs=True,
+                             full_rank_max: int | None = 50_000, output_dir: Path | None = None, write_runs=True,
                              tag: str = "hybrid_sweep", block: int = 1024, device="cpu") -> EvalOutput:
-    """``write_runs``: True / False, or the settings whose run files are written (as for LAReQA)."""
+    """``q_emb`` / ``d_emb``: embeddings per query set / corpus key (tensors, arrays or memory-mapped
+    stores). ``write_runs``: True / False, or the settings whose run files are written (as for LAReQA).
+    ``full_rank_max`` None: every pool is ranked fully."""
     rows, per_query = [], []
     for pool in task.pools:
         want_run = output_dir is not None and (write_runs is True or (write_runs and pool.setting in write_runs))
@@ -110,6 +130,7 @@ def evaluate_task_embeddings(task: RetrievalTask, q_emb: dict, d_emb: dict, *, r
         if output_dir is not None:
             write_qrels(pool_file(output_dir, "qrels", *_stem(task, pool)),
                         {q: pool.qrels[q] for q in res["per_query"]["query_id"]})
+            fault_point("during_eval")  # some pools' files written, metrics not yet
     metrics = pd.DataFrame(rows, columns=ROW_COLUMNS)
     metrics = pd.concat([metrics, macro_rows(metrics)], ignore_index=True)
     return EvalOutput(metrics, _per_query_frame(per_query))
@@ -187,7 +208,9 @@ def _evaluate_pool(task, pool, q_emb, d_emb, run_depth, full_rank_max, run_dir, 
         grades[i, : len(r)] = [g for _, g in r]
     queries = torch.as_tensor(q_emb[pool.queries])[torch.as_tensor(kept, dtype=torch.int64)]
     qids = np.asarray(table.ids, dtype=object)[kept]
-    full = nd <= full_rank_max
+    full = full_rank_max is None or nd <= full_rank_max
+    own_lang = _own_language_rows(task, pool)
+    same_lang = [] if own_lang is not None else None
     k = min(max(run_depth or 0, max(RECALL_KS)), nd)
     run_k = min(run_depth or nd, nd) if full else min(run_depth or k, k)
     ranks = np.empty_like(rel_rows)
@@ -200,9 +223,13 @@ def _evaluate_pool(task, pool, q_emb, d_emb, run_depth, full_rank_max, run_dir, 
             docs_dev = torch.as_tensor(np.asarray(_pool_rows(pool, d_emb)[order])).to(device, torch.float32)
             for rows, scores in score_blocks(queries, docs_dev, block):
                 ranks[rows] = relevant_ranks(scores, torch.from_numpy(rel_cols[rows])).numpy()
-                if write:
-                    vals, top = topk_tie_rule(scores, run_k)
-                    write(qids[rows], ids_sorted[top.numpy()], vals.numpy())
+                if write or same_lang is not None:
+                    vals, top = topk_tie_rule(scores, max(run_k if write else 0, SAME_LANG_K if own_lang is not None else 0))
+                    top = top.numpy()
+                    if same_lang is not None:
+                        same_lang.append(own_lang[order[top[:, :SAME_LANG_K]]].mean(1))
+                    if write:
+                        write(qids[rows], ids_sorted[top[:, :run_k]], vals[:, :run_k].numpy())
         else:  # the store searched in place, in stored order, with the tie order as the tie key
             id_array = np.asarray(ids, dtype=object) if write else None
             for start, vals, top in iter_topk(queries, _pool_rows(pool, d_emb), k, device=device, query_block=block,
@@ -211,23 +238,37 @@ def _evaluate_pool(task, pool, q_emb, d_emb, run_depth, full_rank_max, run_dir, 
                 hit = top[:, :, None] == part[:, None, :]  # (b, k, r)
                 found = hit.any(1)
                 ranks[start: start + len(top)] = np.where(found, hit.argmax(1) + 1, NOT_RETURNED)
+                if same_lang is not None:
+                    same_lang.append(own_lang[top[:, :SAME_LANG_K]].mean(1))
                 if write:
                     write(qids[start: start + len(top)], id_array[top[:, :run_k]], vals[:, :run_k])
     ranks = np.where(rel_rows >= 0, ranks, NOT_RETURNED)
     m = graded_metrics(ranks, grades, n_rel, nd if full else k)
-    depth = "full" if full else f"top{k}"
+    depth = FULL if full else f"top{k}"
     multi = pool.setting == "multi"
     rd = m["rank_distance"]
-    out_rows = metric_rows((task.name, pool.setting, pool.query_lang, pool.doc_lang), m, TASK_METRICS, len(kept),
-                           n_skipped, depth, rd if (multi and full) else None)
+    same = {"same_lang@10": np.concatenate(same_lang)} if same_lang else None
+    out_rows = metric_rows((task.name, pool.setting, pool.query_lang, pool.doc_lang), m, task.metrics or TASK_METRICS,
+                           len(kept), n_skipped, depth, rd if (multi and full) else None, same)
     pq = {  # columns; scalars stand for the whole pool (see _per_query_frame)
         "benchmark": task.name, "setting": pool.setting, "query_id": qids,
         "group": np.asarray([table.group_of(i) for i in kept], dtype=object), "query_lang": pool.query_lang,
-        "doc_lang": pool.doc_lang, "ap": m["map"], "rr": m["mrr"], "first_rank": m["first_rank"],
-        "rank_distance": rd if (multi and full) else np.nan, "same_lang@10": np.nan,
+        "doc_lang": pool.doc_lang, "ap": m["map"], "rr": m["mrr"],
+        "first_rank": m["first_rank"].astype(np.int64) if full else m["first_rank"],  # exact when ranked fully
+        "rank_distance": rd if (multi and full) else np.nan,
+        "same_lang@10": same["same_lang@10"] if same else np.nan,
         "ndcg@10": m["ndcg@10"], "recall@100": m["recall@100"],
     }
     return {"rows": out_rows, "per_query": pq}
+
+
+def _own_language_rows(task: RetrievalTask, pool: TaskPool) -> np.ndarray | None:
+    """For a multilingual pool that holds the query language's corpus: per stored row, 1.0 where the
+    document is in the query's language (for ``same_lang@10``); else None."""
+    if pool.setting != "multi" or not any(task.corpora[c].lang == pool.query_lang for c in pool.corpora):
+        return None
+    return np.concatenate([np.full(len(task.corpora[c]), float(task.corpora[c].lang == pool.query_lang))
+                           for c in pool.corpora])
 
 
 class _no_run:

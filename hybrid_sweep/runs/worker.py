@@ -28,13 +28,13 @@ from hybrid_sweep.runs.store import embeddings_dir
 
 
 def _train_stage(cfg, run_dir: Path, tracker) -> Path | None:
-    if not cfg.train.get("enabled", True):
+    if not cfg.train.enabled:
         return None
     if not (run_dir / "train_summary.json").exists():
         from hybrid_sweep.training import distributed as dist
         from hybrid_sweep.training.trainer import train
 
-        if cfg.get("pretrain", {}).get("enabled", False):
+        if cfg.pretrain.enabled:
             from hybrid_sweep.encoders import from_folder
             from hybrid_sweep.runs.store import cached_stage, stage_cache_dir
             from hybrid_sweep.training.pretrain import continued_mlm
@@ -49,11 +49,11 @@ def _train_stage(cfg, run_dir: Path, tracker) -> Path | None:
 
 
 def _eval_stage(cfg, run_dir: Path, model_dir: Path | None, tracker) -> None:
+    from hybrid_sweep.config.load import load_entry
     from hybrid_sweep.encoders import build_encoder, from_folder
     from hybrid_sweep.evaluation.pipeline import run_evaluation
-    from hybrid_sweep.runs.store import RunDir
-
     from hybrid_sweep.evaluation.sharded import rank_group
+    from hybrid_sweep.runs.store import RunDir
 
     rd, encoder = RunDir(run_dir.parent.parent, run_dir.name), None
     train_languages = _train_languages(cfg, run_dir)
@@ -62,7 +62,9 @@ def _eval_stage(cfg, run_dir: Path, model_dir: Path | None, tracker) -> None:
             out = rd.eval_dir(name, entry["key"])
             if (out / "metrics.parquet").exists():
                 continue
-            view = OmegaConf.merge(cfg, {"eval": entry["entry"]})
+            view = cfg.copy()  # the run's typed config with this entry, typed by its kind, as `eval`
+            OmegaConf.set_struct(view, False)
+            view.eval = load_entry(entry["entry"], f"evals.{name}")
             if model_dir is not None and encoder is None:
                 encoder = build_encoder(from_folder(cfg.encoder, model_dir))
             result = run_evaluation(view, out, encoder, train_languages, embeddings_dir(run_dir.parent.parent),
@@ -76,9 +78,9 @@ def _eval_stage(cfg, run_dir: Path, model_dir: Path | None, tracker) -> None:
 
 def _train_languages(cfg, run_dir: Path) -> list[str] | None:
     """The fine-tuning languages (seen / unseen breakdown): data.languages, else what training used."""
-    if not cfg.train.get("enabled", True):
+    if not cfg.train.enabled:
         return None
-    if cfg.data.get("languages") and cfg.data.get("n_languages") is None:  # else drawn from the pool: the summary
+    if cfg.data.languages and cfg.data.n_languages is None:  # else drawn from the pool: the summary
         return list(cfg.data.languages)
     summary = run_dir / "train_summary.json"
     return json.loads(summary.read_text()).get("languages") if summary.exists() else None
@@ -150,7 +152,9 @@ def _run(run_dir: Path) -> None:
     from hybrid_sweep.tracking import make_tracker
     from hybrid_sweep.training import distributed as dist
 
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    from hybrid_sweep.config import load
+
+    cfg = load(OmegaConf.load(run_dir / "config.yaml"))  # the typed, checked config: no default restated here
     stages = json.loads((run_dir / "stages.json").read_text()) if (run_dir / "stages.json").exists() else {}
     only = sys.argv[2] if len(sys.argv) > 2 else None  # "train" (under torchrun) or "evaluate" (the rest)
     rank, _ = dist.init_from_env()
@@ -172,7 +176,7 @@ def _run(run_dir: Path) -> None:
 
 
 def _model_dir(cfg, run_dir: Path) -> Path | None:
-    return run_dir / "model" if cfg.train.get("enabled", True) else None
+    return run_dir / "model" if cfg.train.enabled else None
 
 
 if __name__ == "__main__":

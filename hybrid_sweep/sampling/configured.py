@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+from hybrid_sweep.config.load import typed_sections
 from hybrid_sweep.sampling.hybrid import HybridBatchSampler
 
 
 def sampler_from_config(cfg, corpora, languages: list[str], seed: int, validation: bool = False) -> HybridBatchSampler:
     """The training sampler; with ``validation``: every language pair of the held-out set (so validation
     loss is comparable across ``n_pairs``), and monolingual batches only for a one-language set."""
+    cfg = typed_sections(cfg)
     s = cfg.sampler
-    ratio, n_pairs = dict(s.ratio), s.get("n_pairs")
+    ratio, n_pairs = dict(s.ratio), s.n_pairs
     if validation:
         n_pairs = None
         ratio = {"mono": 1.0} if len(languages) < 2 else ratio
         ratio = _servable(ratio, corpora)
-    return HybridBatchSampler(corpora, languages, cfg.train.batch_size, ratio, n_pairs, s.get("pair_seed", 0), seed,
-                              s.get("weights"), s.get("n_negatives", 1), pair_kind=s.get("pair_kind", "ordered"),
-                              pair_draw=s.get("pair_draw", "fixed"), mono_langs=s.get("mono_languages", "all"))
+    return HybridBatchSampler(corpora, languages, cfg.train.batch_size, ratio, n_pairs, s.pair_seed, seed, s.weights,
+                              s.n_negatives, pair_kind=s.pair_kind, pair_draw=s.pair_draw, mono_langs=s.mono_languages)
 
 
 def _servable(ratio: dict, corpora) -> dict:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from hybrid_sweep.config.stages import LOSS_NAMES
 from hybrid_sweep.errors import ConfigError
 
 
@@ -97,6 +98,8 @@ def register_loss(name: str, fn: Callable, options: Sequence[str] = ()) -> None:
     """Make ``train.loss=<name>`` call ``fn(q, p, n, **{option: train.<option>}, offset=..., p_all=...,
     n_all=..., q_all=..., exclude=...)``."""
     LOSSES[name] = LossEntry(fn, tuple(options))
+    if name not in LOSS_NAMES:
+        LOSS_NAMES.append(name)  # what the config check accepts
 
 
 register_loss("info_nce", info_nce, ("temperature", "in_batch_positives", "symmetric"))
@@ -104,7 +107,7 @@ register_loss("info_nce", info_nce, ("temperature", "in_batch_positives", "symme
 
 def loss_from_config(t) -> Callable:
     """The loss named by ``train.loss`` (default ``info_nce``) with its options from ``t`` bound."""
-    name = t.get("loss") or "info_nce"
+    name = t.loss
     if name not in LOSSES:
         raise ConfigError("train.loss", f"unknown loss {name!r}; one of {', '.join(LOSSES)}")
     entry = LOSSES[name]

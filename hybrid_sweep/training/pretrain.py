@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling
 
 from hybrid_sweep.config.stages import PretrainConfig
+from hybrid_sweep.config.load import typed_sections
 from hybrid_sweep.data.corpus_loading import load_training_data, vocabulary_texts
 from hybrid_sweep.data.hub_sources import load_hub_dataset
 from hybrid_sweep.data.pretrain_text import flores_texts, synthetic_texts
@@ -46,12 +47,12 @@ def pretrain_languages(p) -> list[str]:
 def _texts(cfg, corpora, langs: list[str]) -> dict[str, list[str]]:
     p = cfg.pretrain
     src = p.text_source  # the typed, validated value (default: config/stages.py)
-    limit = p.get("max_texts_per_language")
+    limit = p.max_texts_per_language
     if src == "flores":
-        return flores_texts(langs, p.get("text_split", "train"), cfg.paths.get("data_root"), limit)
+        return flores_texts(langs, p.text_split, cfg.paths.data_root, limit)
     if src == "synthetic":
         out = synthetic_texts(OmegaConf.to_container(cfg.synthetic, resolve=True), langs,
-                              int(p.get("text_articles", 60)), int(p.get("text_seed", 1)))
+                              int(p.text_articles), int(p.text_seed))
         return {lang: ts[:limit] if limit else ts for lang, ts in out.items()}
     if src == "training_data":
         out: dict[str, list[str]] = {}
@@ -107,10 +108,11 @@ def masked_lm(base: torch.nn.Module) -> tuple[torch.nn.Module, str]:
 def continued_mlm(cfg, out: Path) -> None:
     """Pre-train the configured encoder into ``out`` (``model/``, ``init_model/``, logs)."""
     log.info("continued pre-training into %s", out)
+    cfg = typed_sections(cfg)
     p = cfg.pretrain
     corpora, _, _ = load_training_data(cfg)
     langs = pretrain_languages(p)
-    device = training_device(cfg.encoder.get("device"))  # cuda that does not work: one ConfigError
+    device = training_device(cfg.encoder.device)  # cuda that does not work: one ConfigError
     encoder = build_encoder(OmegaConf.merge(cfg.encoder, {"device": device}), vocabulary_texts(cfg, corpora),
                             out / "init_model")
     by_lang = _texts(cfg, corpora, langs)
@@ -144,5 +146,5 @@ def continued_mlm(cfg, out: Path) -> None:
     write_text(out / "pretrain_log.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     write_text(out / "pretrain.json", json.dumps({
         "languages": langs, "texts": len(texts), "texts_per_language": {k: len(v) for k, v in sorted(by_lang.items())},
-        "text_source": p.get("text_source"), "steps": p.max_steps, "lr": p.lr, "lm_head": head,
+        "text_source": p.text_source, "steps": p.max_steps, "lr": p.lr, "lm_head": head,
         "seed": int(p.seed)}))  # RQ4 ties it to train.seed: one replicated MLM stage per fine-tuning seed

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from transformers import get_linear_schedule_with_warmup
 
+from hybrid_sweep.config.load import typed_sections
 from hybrid_sweep.data.corpus_loading import load_training_data, vocabulary_texts
 from hybrid_sweep.encoders import build_encoder, from_folder
 from hybrid_sweep.errors import ConfigError, HybridSweepError
@@ -62,7 +63,7 @@ def make_loss(t):
 
 def batch_loss_fn(loss_fn, t, batch, rank: int, world: int):
     """``loss_fn`` with this batch's known false negatives masked (``train.mask_false_negatives``)."""
-    if not t.get("mask_false_negatives", True):
+    if not t.mask_false_negatives:
         return loss_fn
     items, per = batch.items, len(batch.items) // world
     candidates = [it.positive for it in items] + [neg for it in items for neg in it.negatives]
@@ -115,25 +116,19 @@ def _trim_log(path: Path, below_step: int) -> None:
 
 
 def check_train_config(cfg) -> None:
+    """What spans sections (the value of each field is checked where it is declared, config/stages.py)."""
     t = cfg.train
-    if not t.in_batch_positives and int(cfg.sampler.get("n_negatives", 1)) == 0:
+    if not t.in_batch_positives and int(cfg.sampler.n_negatives) == 0:
         raise ConfigError("train.in_batch_positives", "false needs hard negatives (sampler.n_negatives is 0): "
                           "every query would see only its own positive and the loss would be exactly 0")
-    if t.get("dropout") is not None and not 0 <= float(t.dropout) < 1:
-        raise ConfigError("train.dropout", f"must be in [0, 1) or null, got {t.dropout}")
-    if int(t.get("log_every", 1)) < 1:
-        raise ConfigError("train.log_every", f"must be >= 1, got {t.log_every}")
     loss_from_config(t)  # an unknown train.loss is one ConfigError here
-    if t.get("max_tokens") is not None and int(t.max_tokens) < 1:
-        raise ConfigError("train.max_tokens", f"must be >= 1 or null, got {t.max_tokens}")
-    if t.grad_cache.enabled and int(t.grad_cache.chunk_size) < 1:
-        raise ConfigError("train.grad_cache.chunk_size", f"must be >= 1, got {t.grad_cache.chunk_size}")
 
 
 class Recipe:
     """``Recipe(cfg, output_dir).setup()`` runs the named setup steps; ``.train()`` the loop."""
 
     def __init__(self, cfg, output_dir: Path, tracker=None):
+        cfg = typed_sections(cfg)  # typed and checked: every default is the declared one
         self.cfg, self.t, self.output_dir, self.tracker = cfg, cfg.train, Path(output_dir), tracker
         self.ckpt_root = self.output_dir / "checkpoints"
         self.log_path, self.batch_log = self.output_dir / "train_log.jsonl", self.output_dir / "batches.jsonl"
@@ -143,7 +138,7 @@ class Recipe:
         if self.t.batch_size % self.world:
             raise ConfigError("train.batch_size", f"{self.t.batch_size} is not divisible by the {self.world} processes")
         check_train_config(self.cfg)
-        self.device_spec = dist.training_device(self.cfg.encoder.get("device"))
+        self.device_spec = dist.training_device(self.cfg.encoder.device)
         self.setup_data()
         self.setup_samplers()
         self.setup_model()
@@ -160,7 +155,7 @@ class Recipe:
         self.val_batches = []
         if self.dev is not None and t.eval_every:
             dev_langs = [lang for lang in self.languages if lang in self.dev.languages] or self.dev.languages
-            val_seed = VAL_SEED_OFFSET + (t.seed if t.get("val_seed") is None else int(t.val_seed))
+            val_seed = VAL_SEED_OFFSET + (t.seed if t.val_seed is None else int(t.val_seed))
             vs = sampler_from_config(cfg, [self.dev], dev_langs, val_seed, validation=True)
             self.val_batches = [vs.batch_at(i) for i in range(t.val_batches)]
 
@@ -171,7 +166,7 @@ class Recipe:
         torch.manual_seed(self.t.seed + rank)  # per-rank dropout masks; DDP copies rank 0's weights to all
         if self.resume_from is not None:
             encoder = build_encoder(from_folder(enc_cfg, self.resume_from / "model"))
-        elif enc_cfg.get("path") or enc_cfg.get("kind") != "tiny":
+        elif enc_cfg.path or enc_cfg.kind != "tiny":
             encoder = build_encoder(enc_cfg)
         else:  # a new tiny model: built once (transformers saves on the main process only), loaded by the rest
             if rank == 0:
@@ -180,7 +175,7 @@ class Recipe:
             if rank != 0:
                 encoder = build_encoder(OmegaConf.merge(enc_cfg, {"path": str(self.output_dir / "init_model")}))
         self.encoder, self.model = encoder, encoder.model
-        if self.t.get("dropout") is not None:  # override the checkpoint's dropout (0: deterministic steps)
+        if self.t.dropout is not None:  # override the checkpoint's dropout (0: deterministic steps)
             for m in self.model.modules():
                 if isinstance(m, torch.nn.Dropout):
                     m.p = float(self.t.dropout)
@@ -188,7 +183,7 @@ class Recipe:
         self.frozen = self.freeze_unused()
         if self.t.gradient_checkpointing:  # non-reentrant: works under DDP with two forwards per backward
             self.model[0].auto_model.gradient_checkpointing_enable({"use_reentrant": False})
-        if self.t.get("compile"):  # the forward sentence-transformers calls; parameter names stay the model's
+        if self.t.compile:  # the forward sentence-transformers calls; parameter names stay the model's
             auto = self.model[0].auto_model
             auto.forward = torch.compile(auto.forward, dynamic=True)
         self.module = dist.wrap(self.model, encoder.device, find_unused=False)
@@ -225,7 +220,7 @@ class Recipe:
     def setup_optimizer(self) -> None:
         t = self.t
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=True)
-        horizon = t.get("schedule_steps") or t.max_steps  # the LR schedule's length; max_steps may stop earlier
+        horizon = t.schedule_steps or t.max_steps  # the LR schedule's length; max_steps may stop earlier
         warmup = int(t.warmup * horizon) if t.warmup < 1 else int(t.warmup)
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, warmup, horizon)
 
@@ -251,8 +246,8 @@ class Recipe:
         prepared = batch if isinstance(batch, Prepared) else self.prepare(batch)
         loss_fn = batch_loss_fn(self.loss_fn, t, prepared.batch, self.rank, self.world)
         chunk = int(t.grad_cache.chunk_size) if t.grad_cache.enabled else None
-        inputs, max_tokens = prepared.on(self.encoder.device), t.get("max_tokens")
-        one_lookup = max_tokens is not None and chunk is None and not t.get("compile")
+        inputs, max_tokens = prepared.on(self.encoder.device), t.max_tokens
+        one_lookup = max_tokens is not None and chunk is None and not t.compile
         auto = getattr(self.model[0], "auto_model", None)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.encoder.device.type == "cuda" and t.bf16), \
                 one_embedding_lookup(auto.get_input_embeddings() if one_lookup and auto is not None else None, inputs):
@@ -280,7 +275,7 @@ class Recipe:
             self._val_inputs = [(self.prepare(b), batch_loss_fn(self.loss_fn, self.t, b, self.rank, self.world))
                                 for b in self.val_batches]
         batches = [(p.on(self.encoder.device), fn) for p, fn in self._val_inputs]
-        return validation_loss(self.embed, self.model, batches, self.encoder.device, self.t.get("max_tokens"))
+        return validation_loss(self.embed, self.model, batches, self.encoder.device, self.t.max_tokens)
 
     def checkpoint(self) -> None:
         payload = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -302,13 +297,13 @@ class Recipe:
 
     def train(self) -> dict:
         t, state = self.t, self.state
-        every, start, pending = int(t.get("log_every", 1)), time.perf_counter(), []
+        every, start, pending = int(t.log_every), time.perf_counter(), []
         bar = progress(t.max_steps, "train", initial=state["step"],
-                       disable=self.rank != 0 or not self.cfg.encoder.get("progress", True))
+                       disable=self.rank != 0 or not self.cfg.encoder.progress)
         # batches are drawn, their texts fetched and tokenised one step ahead in a background thread; the
         # result for step s is the sampler's batch_at(s) whatever the timing, so resume stays exact
         batches = Prefetcher(lambda s: self.prepare(self.sampler.batch_at(s)), start=state["step"],
-                             stop=t.max_steps, depth=max(1, int(t.get("prefetch", 2))))
+                             stop=t.max_steps, depth=max(1, int(t.prefetch)))
         try:
             return self._loop(batches, bar, start, every, pending)
         finally:
@@ -360,7 +355,8 @@ class Recipe:
 
 def train(cfg, output_dir: Path, tracker=None) -> dict:
     """Train per ``cfg`` into ``output_dir``; returns a summary dict. Resumes from its checkpoints."""
-    with deterministic_algorithms(bool(cfg.train.get("deterministic", False))):
+    cfg = typed_sections(cfg)
+    with deterministic_algorithms(bool(cfg.train.deterministic)):
         return Recipe(cfg, output_dir, tracker).setup().train()
 
 
