@@ -43,9 +43,17 @@ class RunFailed(HybridSweepError):
 
 
 def validate(cfg: DictConfig) -> DictConfig:
-    """The typed config: every declared check runs here, before anything is written (the
-    data-dependent ones run in the worker)."""
-    return load(cfg)
+    """The typed config: every declared check runs here, before anything is written, and the languages
+    no configured source or pooled benchmark can hold (``check_languages``, ``check_eval_languages``);
+    what only reading the data can tell (a file source's languages) is checked in the worker. The sweep
+    runs this for every job before launching any (hydra_plugins/hybrid_sweep_sweeper)."""
+    from hybrid_sweep.data.benchmark_loading import check_eval_languages
+    from hybrid_sweep.data.corpus_loading import check_languages
+
+    cfg = load(cfg)
+    check_languages(cfg)
+    check_eval_languages(cfg)
+    return cfg
 
 
 def _overrides() -> list[str]:

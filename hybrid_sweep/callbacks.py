@@ -49,11 +49,11 @@ class CollectResults(Callback):
         self._collect(config, analyze=False)
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        self._collect(config, analyze=bool(config.get("analyze", True)))
+        self._collect(config, analyze=bool(config.analyze))  # conf/config.yaml sets it (the declared default)
 
     @staticmethod
     def _collect(config, analyze: bool) -> None:
-        if config.get("plan") or not Path(config.results_root, "runs").exists():
+        if config.plan or not Path(config.results_root, "runs").exists():
             return
         from hybrid_sweep.collect import collect
 
@@ -80,13 +80,16 @@ def analysis_if_changed(config, root: Path) -> Path | None:
         print(f"report: {report} (results and analysis code unchanged)")
         return report
     from hybrid_sweep.analysis.report import analyze as write_report
+    from hybrid_sweep.config.load import typed_section
+    from hybrid_sweep.config.stages import LoggerConfig
     from hybrid_sweep.io import write_text
 
     report = write_report(root)
     if inputs:
         write_text(marker, json.dumps(made_from) + "\n")
     print(f"report: {report}")
-    if config.get("logger", {}).get("name") == "wandb":
+    logger = config.get("logger")  # absent where no sweep config is at hand (evaluate_root, tests)
+    if logger is not None and typed_section(logger, LoggerConfig, "logger").name == "wandb":
         from hybrid_sweep.tracking import log_analysis
 
         log_analysis(config, report.parent)

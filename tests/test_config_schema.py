@@ -73,8 +73,10 @@ def test_every_group_folder_is_covered():
 def test_every_preset_composes_and_validates(override, primary):
     if override.startswith("hydra/launcher=") and "slurm" in override:
         pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hybrid_sweep.app import validate
+
     cfg = compose(override, *REQUIRED.get(override, []), config_name=primary)
-    typed = load(cfg)
+    typed = validate(cfg)  # the schema, and the training languages against what the sources can hold
     assert OmegaConf.get_type(typed) is AppConfig
     run_id(typed)  # every preset hashes
 

@@ -101,28 +101,51 @@ def test_multirun_collect_rerun_skips(tmp_path):
     assert report.stat().st_mtime_ns != stamps[report] and json.loads(marker.read_text())["code"] == CODE_VERSION
 
 
+def _file_source(tmp_path) -> list[str]:
+    """A training file in de and en: a language it lacks is found only once the run reads it."""
+    from tests.corpus_fixtures import documented_rows, write_jsonl
+
+    (tmp_path / "data").mkdir()
+    path = write_jsonl(tmp_path / "data" / "train.jsonl", documented_rows(24))
+    return ["data=jsonl", f"data.sources.0.path={path}"]
+
+
 def test_failed_run_does_not_stop_the_sweep_and_is_retried(tmp_path):
     """The other runs finish and are collected and reported; the command exits 1 with one line naming
     the failed run's overrides, so a script or CI can tell."""
-    res = app("-m", "data.languages=[qla,qca],[qla,xx]", *QUICK, root=tmp_path)
+    source = _file_source(tmp_path)
+    root = tmp_path / "root"
+    res = app("-m", "data.languages=[de,en],[de,xx]", *source, *QUICK, root=root)
     assert res.returncode == 1, res.stderr[-3000:]
     last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: 1 run(s) failed") and "data.languages=[qla,xx]" in last
-    assert (tmp_path / "analysis" / "report.md").exists()
-    runs = pd.read_parquet(tmp_path / "runs.parquet").set_index("train_langs")
-    assert runs.loc["qca,qla", "status"] == "done"
-    assert runs.loc["qla,xx", "status"] == "failed"
-    assert "data.languages" in runs.loc["qla,xx", "error"] and "'xx'" in runs.loc["qla,xx", "error"]
-    failed = next(p for p in tmp_path.glob("runs/*") if (p / "FAILED").exists())
+    assert last.startswith("error: 1 run(s) failed") and "data.languages=[de,xx]" in last
+    assert (root / "analysis" / "report.md").exists()
+    runs = pd.read_parquet(root / "runs.parquet").set_index("train_langs")
+    assert runs.loc["de,en", "status"] == "done"
+    assert runs.loc["de,xx", "status"] == "failed"
+    assert "data.languages" in runs.loc["de,xx", "error"] and "'xx'" in runs.loc["de,xx", "error"]
+    failed = next(p for p in root.glob("runs/*") if (p / "FAILED").exists())
     assert not (failed / "DONE").exists()
-    again = app("-m", "data.languages=[qla,qca],[qla,xx]", *QUICK, root=tmp_path)
+    again = app("-m", "data.languages=[de,en],[de,xx]", *source, *QUICK, root=root)
     assert again.log.count(" starting ") + again.log.count(" resuming ") == 1  # only the failed run reruns
 
 
 def test_single_run_failure_exits_non_zero(tmp_path):
-    res = app("data.languages=[qla,xx]", *QUICK, root=tmp_path)
+    res = app("data.languages=[de,xx]", *_file_source(tmp_path), *QUICK, root=tmp_path / "root")
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1].startswith("error: run ")
+
+
+@pytest.mark.parametrize("bad", ["train.temperature=0.05,-1", "data.languages=[qla,qca],[qla,xx]",
+                                 "evals.synthetic.languages=[qla],[qla,xx]"])
+def test_a_bad_value_in_any_job_stops_the_sweep_before_the_first_run(tmp_path, bad):
+    """Every job of the sweep is checked before any starts: the bad value of the second job is one line
+    naming the key, exit 2, and no run folder (the first job never trained)."""
+    res = app("-m", bad, *QUICK, root=tmp_path)
+    assert res.returncode == 2, res.stderr[-3000:]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad.split('=')[0]}: "), lines
+    assert not (tmp_path / "runs").exists()
 
 
 def test_killed_run_resumes_from_its_checkpoint(tmp_path):

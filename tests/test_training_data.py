@@ -166,3 +166,26 @@ def test_store_is_converted_once_by_concurrent_openers(tmp_path, monkeypatch):
     path.write_text("\n".join(json.dumps(r) for r in rows[:10]))
     assert file_store(path, "mine", tmp_path / "cache").n_rows == 10 and len(calls) == 2
     assert len(list((tmp_path / "cache").glob("*/DONE"))) == 2
+
+
+@pytest.mark.parametrize("overrides, refused", [
+    (("data.languages=[qla,xx]",), "xx"),
+    (("data=mlqa_r", "data.languages=[de,el]"), "el"),  # el is XQuAD-R's, not MLQA-R's
+    (("data=mlqa_r", "data.languages=[de,en]"), None),
+    (("data=jsonl", "data.sources.0.path={tmp}/t.jsonl", "data.languages=[xx]"), None),  # only reading can tell
+    (("train.enabled=false", "data.languages=[xx]"), None),  # zero-shot: no training data is read
+])
+def test_a_training_language_no_source_can_hold_is_refused_before_loading(overrides, refused, tmp_path):
+    from hybrid_sweep.data.corpus_loading import check_languages, declared_languages
+
+    (tmp_path / "t.jsonl").write_text("")
+    cfg = compose(*(o.replace("{tmp}", str(tmp_path)) for o in overrides), config_name="train")
+    if refused is None:
+        check_languages(cfg)
+    else:
+        with pytest.raises(ConfigError, match=rf"^data.languages: .* has no language '{refused}'; available: "):
+            check_languages(cfg)
+    if "data=jsonl" in overrides:
+        assert declared_languages(cfg) is None
+    elif "data=mlqa_r" in overrides:
+        assert declared_languages(cfg) == ["ar", "de", "en", "es", "hi", "vi", "zh"]

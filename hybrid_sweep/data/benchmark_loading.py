@@ -20,6 +20,21 @@ def validate_eval_config(ev):
     return load_entry(ev, "eval")
 
 
+def check_eval_languages(cfg) -> None:
+    """Before anything runs: a pooled entry's ``languages`` that its benchmark cannot hold (the synthetic
+    languages, a LAReQA benchmark's published ones) is the one line the loader would give after training,
+    naming the entry (``evals.<name>.languages``). Other kinds need their files read to know."""
+    codes = [str(lang["code"]) for lang in cfg.synthetic.languages] if "synthetic" in cfg else []
+    for name, ev in (cfg.get("evals") or {}).items():
+        if ev.kind != "pooled" or ev.languages in (None, "all"):
+            continue
+        available = codes if ev.benchmark == "synthetic" else list(LAREQA_BENCHMARKS.get(ev.benchmark, ("", ()))[1])
+        unknown = [lang for lang in ev.languages if lang not in available]
+        if available and unknown:
+            raise ConfigError(f"evals.{name}.languages", f"{ev.benchmark} has no language {unknown[0]!r}; "
+                                                         f"available: {', '.join(available)}")
+
+
 def load_eval_benchmark(ev, paths, synthetic=None) -> Benchmark:
     ev = validate_eval_config(ev)
     langs = None if ev.languages in (None, "all") else list(ev.languages)

@@ -122,6 +122,38 @@ def draw_languages(pool: list[str], n: int | None, draw: str = "fixed", language
     return [lang for lang in pool if lang in chosen]
 
 
+def declared_languages(cfg) -> list[str] | None:
+    """The languages the configured sources can hold, from the config alone (synthetic: its languages;
+    LAReQA and inverse cloze: the benchmark's; FLORES, hub, mMARCO: their language maps) — a superset of
+    what loading finds; None where a source must be read to know (a file)."""
+    cfg = typed_sections(cfg)
+    found: set[str] = set()
+    for src in cfg.data.sources or []:
+        if src.kind == "synthetic":
+            found |= {str(lang["code"]) for lang in cfg.synthetic.languages}
+        elif src.kind in ("lareqa", "inverse_cloze"):
+            found |= set(LAREQA_BENCHMARKS[src.benchmark][1])
+        elif src.kind in ("flores", "hub", "mmarco"):
+            found |= {str(lang) for lang in src.languages}
+        else:
+            return None
+    return sorted(found)
+
+
+def check_languages(cfg) -> None:
+    """Before anything is loaded or written: a training language no source can hold is the one-line error
+    the loader would give after reading the data (``data.languages``); nothing is said where only reading
+    can tell (a file source)."""
+    cfg = typed_sections(cfg)
+    available = declared_languages(cfg) if cfg.train.enabled and cfg.data.languages else None
+    if available is None:
+        return
+    missing = [lang for lang in cfg.data.languages if lang not in available]
+    if missing:
+        names = ", ".join(source_name(s) for s in cfg.data.sources)
+        raise ConfigError("data.languages", f"{names} has no language {missing[0]!r}; available: {', '.join(available)}")
+
+
 def load_training_data(cfg) -> tuple[list[CorpusStore], CorpusStore | None, list[str]]:
     """(training corpora restricted to the training languages, validation corpus, training languages)."""
     cfg = typed_sections(cfg)
