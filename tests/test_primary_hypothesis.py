@@ -234,3 +234,15 @@ if __name__ == "__main__":  # the numbers in docs/statistics.md: python -m tests
     for n in (3, 5):
         print(f"exploratory, {n} seeds, complete null | 600 | former per-table / report-wide Holm: "
               f"{exploratory_fwer(n, 600, 400 + n)}")
+
+
+def test_a_condition_left_with_one_finished_run_gives_no_test_rather_than_an_error():
+    """A root where a condition has one finished run (the others failed): the contrast is reported with
+    no CI or p (n_min 1) and never significant, instead of the report crashing (KeyError 'n_min')."""
+    h = study_from_dict(RQ2).primary
+    results, per_query = fabricate(np.random.default_rng(5), NULL, 3, axis="sampler", questions=30)
+    kept = lambda t: t[~((t.sampler == "cross") & (t.seed != 0))]  # noqa: E731
+    table, _ = hypothesis_table(kept(results), h, kept(per_query), n_boot=50)
+    row = table.set_index("contrast").filter(like="cross", axis=0).iloc[0]
+    assert row.n_min == 1 and np.isnan(row.p) and not row.significant
+    assert table.set_index("contrast").filter(like="mono", axis=0).iloc[0].n_min == 3

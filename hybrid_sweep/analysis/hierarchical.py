@@ -184,7 +184,8 @@ class HierarchicalBootstrap:
         xs = [c["runs"] for c in conds]
         ns = [x.shape[-1] for x in xs]
         est = sum(wi * x.mean(axis=-1) for wi, x in zip(w, xs))
-        out = {"diff": est, "lo": NAN, "hi": NAN, "p": NAN, "df": NAN, "se": NAN, "clusters": q, "paired": False}
+        out = {"diff": est, "lo": NAN, "hi": NAN, "p": NAN, "df": NAN, "se": NAN, "clusters": q, "paired": False,
+               "n_min": min(ns, default=0)}
         if not names or min(ns) < max(min_runs, 2):
             return _scalars(out)
         seeds = [c["seeds"] for c in conds]
