@@ -31,12 +31,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 import re
 import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -319,3 +319,25 @@ def test_a_changed_number_in_a_csv_readme_is_caught(name, edit):
         body += "\nA new claim: mAP 0.999.\n"
     with pytest.raises(AssertionError):
         verify_csv(folder, body, numbers)
+
+
+# The CSV write-ups' macro.csv are derived tables: each is re-derived here from the per-pool metric rows of
+# the run(s) committed beside it (metrics.parquet, as the evaluation wrote it), with the evaluator's own
+# macro average (evaluation.rows.macro_rows).
+PER_RUN = {"zero_shot": ("tables/xquad_r/metrics.parquet", "tables/mlqa_r20/metrics.parquet"),
+           "flores_zero_shot": ("tables/flores/metrics.parquet",)}
+
+
+@pytest.mark.parametrize("name", [n for n in PER_RUN if all((EXPERIMENTS / n / f).exists() for f in PER_RUN[n])])
+def test_macro_csv_rederives_from_the_committed_per_pool_rows(name):
+    from hybrid_sweep.evaluation.rows import macro_rows
+    from hybrid_sweep.results_schema import ROW_COLUMNS
+
+    folder = EXPERIMENTS / name
+    pools = pd.concat([pd.read_parquet(folder / f) for f in PER_RUN[name]], ignore_index=True)
+    pools = pools[pools.query_lang != "avg"][ROW_COLUMNS]
+    assert len(pools) and pools.value.notna().all()
+    derived = macro_rows(pools).set_index(["benchmark", "setting", "metric"]).value
+    macro = pd.read_csv(folder / "macro.csv").set_index(["benchmark", "setting", "metric"]).value
+    assert set(macro.index) <= set(derived.index)
+    np.testing.assert_allclose(macro.to_numpy(), derived.loc[macro.index].to_numpy(), rtol=0, atol=1e-6)
