@@ -340,4 +340,4 @@ def test_macro_csv_rederives_from_the_committed_per_pool_rows(name):
     derived = macro_rows(pools).set_index(["benchmark", "setting", "metric"]).value
     macro = pd.read_csv(folder / "macro.csv").set_index(["benchmark", "setting", "metric"]).value
     assert set(macro.index) <= set(derived.index)
-    np.testing.assert_allclose(macro.to_numpy(), derived.loc[macro.index].to_numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(macro.to_numpy(), derived.loc[macro.index].to_numpy(), rtol=1e-5, atol=1e-6)  # 6 digits in the CSV
