@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -103,10 +102,9 @@ def child(args, which: str) -> dict:
     cmd = [sys.executable, __file__, "--child", which, "--workdir", str(args.workdir), "--k", str(args.k),
            "--docs", str(args.docs), "--queries", str(args.queries), "--dim", str(args.dim),
            "--query-block", str(args.query_block)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"{which} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    from benchmarks.common import child_result  # in the parent only: the child's peak memory stays its own
+
+    return child_result(cmd, which)
 
 
 def main(argv=None) -> dict:

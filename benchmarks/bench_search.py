@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -187,10 +186,9 @@ def child(args, which: str) -> dict:
            "--docs", str(args.docs), "--queries", str(args.queries), "--dim", str(args.dim),
            "--device", args.device, "--backend", args.backend, "--query-block", str(args.query_block),
            "--doc-block", str(args.doc_block)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"{which} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    from benchmarks.common import child_result  # in the parent only: the child's peak memory stays its own
+
+    return child_result(cmd, which)
 
 
 def main():

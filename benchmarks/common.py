@@ -65,3 +65,16 @@ def timer(store: dict, key: str):
     start = time.perf_counter()
     yield
     store[key] = store.get(key, 0.0) + time.perf_counter() - start
+
+
+def child_result(cmd: list[str], which: str) -> dict:
+    """Run a benchmark's measuring child process (its own peak memory); its last stdout line is a JSON
+    object. A failing child ends the benchmark with its stderr."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{which} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
