@@ -14,12 +14,10 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from hybrid_sweep.config.load import typed_section
-from hybrid_sweep.config.sources import FLORES_TRAIN_SPLITS, FloresSource
+from hybrid_sweep.config.sources import FloresSource
 from hybrid_sweep.data.corpus_store import CorpusStore, store_from_batches
 from hybrid_sweep.data.download import ENV_VAR, data_root
 from hybrid_sweep.errors import ConfigError, DataError
-
-SPLITS = FLORES_TRAIN_SPLITS  # declared once, with the source kind (config/sources.py)
 
 
 def read_flores_tsv(path) -> pa.Table:

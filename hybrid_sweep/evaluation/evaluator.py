@@ -20,7 +20,6 @@ from hybrid_sweep.evaluation.task_evaluator import evaluate_task_embeddings
 
 POOL_METRICS = ("map", "mrr", "recall@1", "recall@5", "recall@10", "recall@100",
                 "success@1", "success@5", "success@10", "ndcg@10")
-MULTI_METRICS = ("rank_distance", "same_lang@10", "rank_distance_excluded")
 
 
 def evaluate_encoder(bench: Benchmark, encoder, candidate_text: str = "sentence", **kwargs) -> EvalOutput:
