@@ -168,18 +168,18 @@ def typed_section(node, cls: type, key: str) -> DictConfig:
 def typed_sections(cfg: DictConfig, schema: type = AppConfig) -> DictConfig:
     """``cfg`` with each of its sections typed by ``schema`` (:func:`typed_section`); a section it lacks is
     added with its declared defaults where it has no required key. ``cfg`` itself when already typed."""
-    if OmegaConf.get_type(cfg) is schema:
+    sections = [(f.name, section_type(f)) for f in dataclasses.fields(schema) if section_type(f) is not None]
+    if OmegaConf.get_type(cfg) is schema or all(  # typed already (a view this made): no second copy
+            name in cfg and isinstance(cfg[name], DictConfig) and isinstance(OmegaConf.get_type(cfg[name]), type)
+            and issubclass(OmegaConf.get_type(cfg[name]), cls) for name, cls in sections):
         return cfg
     view = cfg.copy()
     OmegaConf.set_struct(view, False)
-    for f in dataclasses.fields(schema):
-        cls = section_type(f)
-        if cls is None:
-            continue
-        if f.name in cfg and cfg[f.name] is not None:
-            view[f.name] = typed_section(cfg[f.name], cls, f.name)
+    for name, cls in sections:
+        if name in cfg and cfg[name] is not None:
+            view[name] = typed_section(cfg[name], cls, name)
         elif not OmegaConf.missing_keys(_template(cls)):
-            view[f.name] = copy.deepcopy(_template(cls))
+            view[name] = copy.deepcopy(_template(cls))
     return view
 
 
