@@ -171,3 +171,20 @@ def test_a_schema2_root_migrates_without_recomputing(trained_root, tmp_path):
     cols = ["run_id", "benchmark", "setting", "query_lang", "doc_lang", "metric", "value"]
     pd.testing.assert_frame_equal(pd.read_parquet(root / "results.parquet")[cols].sort_values(cols[:6]).reset_index(drop=True),
                                   table[cols].sort_values(cols[:6]).reset_index(drop=True))
+
+
+def test_keep_checkpoints_false_keeps_only_the_model_and_still_evaluates_later(tmp_path, data_root):
+    root = tmp_path / "root"
+    res = app("train.seed=0", *QUICK, "train.keep_checkpoints=false", root=root)
+    assert res.returncode == 0, res.log[-3000:]
+    (run,) = root.glob("runs/*/")
+    assert (run / "model" / "modules.json").exists() and (run / "train_summary.json").exists()
+    assert not (run / "checkpoints").exists()  # the resumable state went once training finished
+    assert run.name == run_id(_cfg("train.seed=0", *QUICK))  # off the run id: the same checkpoint key
+    steps = _steps(root)
+    res = app("train.seed=0", *QUICK, *FLORES, root=root)  # a later evaluation needs only model/
+    assert res.returncode == 0, res.log[-3000:]
+    assert _steps(root) == steps and " starting " not in res.log
+    assert "flores" in set(pd.read_parquet(root / "results.parquet").benchmark)
+    kept = app("train.seed=1", *QUICK, root=tmp_path / "kept")  # the default keeps them
+    assert kept.returncode == 0 and any((tmp_path / "kept").glob("runs/*/checkpoints/LATEST"))

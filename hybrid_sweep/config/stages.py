@@ -210,6 +210,9 @@ class TrainConfig:
     prefetch: int = setting(2, run_id=False, check=non_negative, doc="batches drawn ahead in a background thread")
     log_batches: bool = setting(False, run_id=False)
     resume: bool = setting(True, run_id=False)
+    keep_checkpoints: bool = setting(True, run_id=False, doc="keep checkpoints/ (optimizer, sampler and RNG "
+                                     "state: what resuming needs) once training finished; false: only model/ "
+                                     "stays (mE5-small: 0.4 of 1.6 GB)")
     deterministic: bool = setting(False, run_id=False, doc="deterministic CUDA kernels: a resumed run repeats "
                                   "the uninterrupted one bit for bit on a GPU too (slower)")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,8 @@ def _train_stage(cfg, run_dir: Path, tracker) -> Path | None:
         summary = train(cfg, run_dir, tracker)
         if dist.rank() == 0:
             write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
+            if not cfg.train.keep_checkpoints:  # finished: the resumable state is no longer needed
+                shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return run_dir / "model"
 
 
