@@ -22,7 +22,8 @@ from hybrid_sweep.errors import ConfigError
 from hybrid_sweep.sampling.pairs import active_pairs, mono_languages
 from tests.conftest import ROOT, compose, make_lareqa_doc
 
-REAL_DATA_SWEEPS = ("real_rq1", "real_rq3", "low_resource_pretrain_flores", "synthetic_languages_ict")
+REAL_DATA_SWEEPS = ("real_rq1", "real_rq2", "real_rq3", "low_resource_pretrain_flores",
+                    "synthetic_languages_ict")
 
 
 def sweep_grid(name: str) -> list[list[str]]:
@@ -102,6 +103,19 @@ def test_language_pairs_resolve_nested_per_seed_unordered_with_all_mono_language
             assert set(resolved[(small, seed)]) < set(resolved[(big, seed)])
     assert len({tuple(resolved[(2, seed)]) for seed in range(3)}) > 1  # which pairs is drawn per seed
     assert len(set(resolved[(15, 0)])) == 30  # 15 unordered pairs = all 30 directions of 6 languages
+
+
+# --- RQ2 on real data: the paper's three batch mixes -----------------------------------------------------
+
+def test_real_rq2_varies_only_the_batch_mix_and_seed():
+    """mono, hybrid and cross runs differ in sampler.ratio (and its label) and the seed only: the same
+    encoder, data, steps and evaluation, so the declared pairs compare the batch mix alone."""
+    runs = composed_runs("real_rq2")
+    assert len(runs) == 3 * 3
+    differs_only_in(runs, {"sampler.ratio", "train.seed"})
+    ratios = {tuple(sorted(cfg.sampler.ratio.items())) for _, cfg in runs}
+    assert ratios == {(("cross", 0.0), ("mixed", 0.0), ("mono", 1.0)), (("cross", 0.5), ("mixed", 0.0), ("mono", 0.5)),
+                      (("cross", 1.0), ("mixed", 0.0), ("mono", 0.0))}
 
 
 # --- RQ3: number of training languages --------------------------------------------------------------------
@@ -305,6 +319,7 @@ def test_inverse_cloze_on_mlqa_r(data_root):
 STUDY_PRESETS = {  # preset: (primary axis, contrast, what the primary endpoint must name)
     "language_pairs": ("n_pairs", "trend", {}), "real_rq1": ("n_pairs", "trend", {"benchmark": "xquad_r"}),
     "mix_ratio": ("sampler", "pairs", {"pairs": [["hybrid", "mono"], ["hybrid", "cross"]]}),
+    "real_rq2": ("sampler", "pairs", {"pairs": [["hybrid", "mono"], ["hybrid", "cross"]], "benchmark": "xquad_r"}),
     "train_languages": ("n_train_langs", "trend", {}), "real_rq3": ("n_train_langs", "trend", {"benchmark": "xquad_r"}),
     "low_resource_pretrain": ("pretrain_low_resource", "vs_reference", {"languages": ["qcb", "qka"]}),
     "low_resource_pretrain_flores": ("pretrain_low_resource", "vs_reference",

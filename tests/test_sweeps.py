@@ -28,6 +28,7 @@ SWEEP_SIZES = {"language_pairs": 5 * 3,        # sampler.n_pairs 1,2,4,8,15 (uno
                "synthetic_languages": 5 * 3,   # +langs syn2..syn6 x 3 seeds
                "synthetic_languages_ict": 5 * 3,  # data.n_languages 2,3,4,5,7 of MLQA-R (fixed order) x 3 seeds
                "real_rq1": 3 * 3,              # sampler.n_pairs 1,5,21 x 3 seeds (me5_small_q4, MLQA-R)
+               "real_rq2": 3 * 3,              # +ratio mono,hybrid,cross x 3 seeds (me5_small_q4, MLQA-R)
                "real_rq3": 3 * 3}              # data.n_languages 2,4,7 of MLQA-R's 7 (drawn per seed) x 3 seeds
 RUN_LINE = re.compile(r"^([0-9a-f]{12})  (\w+)\s+(.*)$")
 
