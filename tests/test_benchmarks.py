@@ -32,3 +32,10 @@ def test_bench_sweep_smoke_adding_a_benchmark_trains_nothing(tmp_path, data_root
     out = bench_sweep.main(["--smoke", "--add-benchmark", str(tmp_path / "root")])
     assert out["steps"] == 0 and out["rewritten"] == 0
     assert out["typo_exit"] == 2 and out["typo_runs"] == 0
+
+
+def test_bench_pretrain_smoke_times_both_heads_on_the_same_loss():
+    from benchmarks import bench_pretrain
+
+    out = bench_pretrain.main(["--smoke"])
+    assert out["full_s"] > 0 and out["masked_s"] > 0 and out["loss_diff"] < 1e-5  # same loss, both paths timed
