@@ -52,12 +52,13 @@ def _reference(task, q, d, depth=None):
     return pytrec_eval.RelevanceEvaluator(qrels, MEASURES).evaluate({k: run[k] for k in qrels})
 
 
-@pytest.mark.parametrize("full_rank_max,run_depth", [(10**6, None), (0, 100), (0, 20)],
-                         ids=["full", "top100", "top20-run"])
-def test_every_cutoff_metric_equals_pytrec_eval(full_rank_max, run_depth, tmp_path):
+@pytest.mark.parametrize("full_rank_max,run_depth,search_dtype",
+                         [(10**6, None, "float32"), (0, 100, "float32"), (0, 20, "float32"), (0, 100, "bfloat16")],
+                         ids=["full", "top100", "top20-run", "top100-bf16-rescored"])
+def test_every_cutoff_metric_equals_pytrec_eval(full_rank_max, run_depth, search_dtype, tmp_path):
     task, q, d = random_task()
     out = evaluate_task_embeddings(task, {"q": q}, {"c": d}, run_depth=run_depth, full_rank_max=full_rank_max,
-                                   output_dir=tmp_path, block=7)
+                                   output_dir=tmp_path, block=7, search_dtype=search_dtype)
     depth = None if full_rank_max else max(run_depth, 100)
     ref = _reference(task, q, d, depth)
     rows = out.metrics[out.metrics.query_lang == "xx"].set_index("metric")

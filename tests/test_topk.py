@@ -88,9 +88,66 @@ def test_bad_arguments_name_the_field():
     with pytest.raises(ConfigError, match="^backend:"):
         exact_topk(q, q, 1, backend="annoy")
     with pytest.raises(ConfigError, match="^compute_dtype:"):
-        exact_topk(q, q, 1, compute_dtype="float16")  # CPU
+        exact_topk(q, q, 1, compute_dtype="float8")
     with pytest.raises(DataError, match="NaN"):
         exact_topk(np.full((1, 4), np.nan, np.float32), q, 1)
+
+
+# --- low-precision candidates, fp32 re-score (issue 21): the float32 result, whatever the precision ---------
+
+def _unit_rows(rng, n, dim, dtype=np.float32):
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_low_precision_search_returns_the_float32_top_k(dtype, tmp_path):
+    """Unit-norm embeddings like an encoder's (fp16 memmap store, as the evaluator reads it): the same
+    indices as the fp32 search and fp32 scores; rounding alone (no re-score) changes some of them."""
+    rng = np.random.default_rng(11)
+    docs = np.lib.format.open_memmap(tmp_path / "d.npy", mode="w+", dtype=np.float16, shape=(6000, 48))
+    docs[:] = _unit_rows(rng, 6000, 48, np.float16)
+    docs.flush()
+    docs = np.load(tmp_path / "d.npy", mmap_mode="r")
+    q = _unit_rows(rng, 40, 48)
+    want_v, want_i = exact_topk(q, docs, 30, doc_block=1000)
+    got_v, got_i = exact_topk(q, docs, 30, doc_block=1000, query_block=16, compute_dtype=dtype)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-6, atol=1e-6)
+    low = torch.tensor(q).to(getattr(torch, dtype)).float().numpy(), \
+        torch.tensor(np.asarray(docs, np.float32)).to(getattr(torch, dtype)).float().numpy()
+    assert (reference_topk(*low, 30)[1] != want_i).any()  # the re-score is what makes them equal
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_low_precision_search_keeps_exact_ties_and_the_tie_key(dtype):
+    q, d = tied_embeddings(np.random.default_rng(12), 25, 900, 4, levels=1)
+    np.testing.assert_array_equal(exact_topk(q, d, 12, doc_block=200, compute_dtype=dtype)[1], reference_topk(q, d, 12)[1])
+    key = np.random.default_rng(13).permutation(900)
+    want = exact_topk(q, d, 12, doc_block=200, tie_key=key)
+    got = exact_topk(q, d, 12, doc_block=200, tie_key=key, compute_dtype=dtype)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_a_row_too_crowded_for_the_margin_is_searched_again_in_float32(monkeypatch):
+    """200 near-copies of one document straddle the cut of k = 10: more candidates within the rounding
+    bound than the margin keeps, so that row falls back to the fp32 search (counted) and is still exact."""
+    import hybrid_sweep.evaluation.topk as topk
+
+    rng = np.random.default_rng(14)
+    d = _unit_rows(rng, 3000, 32)
+    d[1000:1200] = d[0] + 1e-4 * rng.standard_normal((200, 32)).astype(np.float32)
+    q = np.stack([d[0], _unit_rows(rng, 1, 32)[0]])
+    calls = []
+    real = topk._torch_rows
+    monkeypatch.setattr(topk, "_torch_rows", lambda q32, *a, **k: calls.append(len(q32)) or real(q32, *a, **k))
+    got = exact_topk(q, d, 10, doc_block=500, compute_dtype="bfloat16")
+    monkeypatch.setattr(topk, "_torch_rows", real)
+    want = exact_topk(q, d, 10, doc_block=500)
+    assert calls == [1]  # only the crowded row, once
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)  # fp32 sums in another order: the last bit may differ
 
 
 needs_faiss = pytest.mark.skipif(importlib.util.find_spec("faiss") is None,

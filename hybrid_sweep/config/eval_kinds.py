@@ -82,6 +82,9 @@ class RankingEvalConfig(EvalConfig):
     block_size: int = setting(1024, run_id=False, check=at_least(1), doc="query rows scored at once (bounds memory)")
     full_rank_max: int = setting(50000, check=at_least(1),
                                  doc="pools up to this size are ranked fully (exact AP); larger: top-k")
+    search_dtype: str = setting("float32", run_id=False, check=one_of("float32", "float16", "bfloat16"),
+                                doc="top-k pools: candidates scored in this precision (tensor cores on CUDA), "
+                                "then re-scored in fp32; the same top-k as float32")
 
     def _only_pooled(self, key: str) -> None:
         if self.subset.articles is not None:

@@ -155,7 +155,7 @@ def _tasks(cfg, output_dir, encoder, store_root=None, plan=None):
         return None
     outs = [evaluate_task(t, encoder, store_root, run_depth=cfg.eval.run_depth, full_rank_max=cfg.eval.full_rank_max,
                           output_dir=output_dir, write_runs=tuple(cfg.eval.write_runs or ()), tag=encoder.name,
-                          block=cfg.eval.block_size, plan=plan) for t in tasks]
+                          block=cfg.eval.block_size, search_dtype=cfg.eval.search_dtype, plan=plan) for t in tasks]
     return EvalOutput(pd.concat([o.metrics for o in outs], ignore_index=True),
                       pd.concat([o.per_query for o in outs], ignore_index=True)), encoder.name
 

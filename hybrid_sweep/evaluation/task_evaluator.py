@@ -114,15 +114,17 @@ def evaluate_task(task: RetrievalTask, encoder, store_root: Path | None = None, 
 
 def evaluate_task_embeddings(task: RetrievalTask, q_emb: dict, d_emb: dict, *, run_depth: int | None = 100,
                              full_rank_max: int | None = 50_000, output_dir: Path | None = None, write_runs=True,
-                             tag: str = "hybrid_sweep", block: int = 1024, device="cpu") -> EvalOutput:
+                             tag: str = "hybrid_sweep", block: int = 1024, device="cpu",
+                             search_dtype: str = "float32") -> EvalOutput:
     """``q_emb`` / ``d_emb``: embeddings per query set / corpus key (tensors, arrays or memory-mapped
     stores). ``write_runs``: True / False, or the settings whose run files are written (as for LAReQA).
-    ``full_rank_max`` None: every pool is ranked fully."""
+    ``full_rank_max`` None: every pool is ranked fully. ``search_dtype``: the precision top-k pools pick
+    their candidates in before the fp32 re-score (``topk.exact_topk``'s ``compute_dtype``)."""
     rows, per_query = [], []
     for pool in task.pools:
         want_run = output_dir is not None and (write_runs is True or (write_runs and pool.setting in write_runs))
         res = _evaluate_pool(task, pool, q_emb, d_emb, run_depth, full_rank_max, output_dir if want_run else None,
-                             tag, block, device)
+                             tag, block, device, search_dtype)
         if res is None:
             continue
         rows.extend(res["rows"])
@@ -184,7 +186,7 @@ def _pool_rows(pool: TaskPool, d_emb: dict):
     return ConcatRows([d_emb[c] for c in pool.corpora])
 
 
-def _evaluate_pool(task, pool, q_emb, d_emb, run_depth, full_rank_max, run_dir, tag, block, device):
+def _evaluate_pool(task, pool, q_emb, d_emb, run_depth, full_rank_max, run_dir, tag, block, device, search_dtype):
     table = task.query_sets[pool.queries]
     judged = [i for i, qid in enumerate(table.ids) if qid in pool.qrels]
     kept = [i for i in judged if any(g > 0 for g in pool.qrels[table.ids[i]].values())]
@@ -233,7 +235,7 @@ def _evaluate_pool(task, pool, q_emb, d_emb, run_depth, full_rank_max, run_dir, 
         else:  # the store searched in place, in stored order, with the tie order as the tie key
             id_array = np.asarray(ids, dtype=object) if write else None
             for start, vals, top in iter_topk(queries, _pool_rows(pool, d_emb), k, device=device, query_block=block,
-                                              tie_key=key):
+                                              tie_key=key, compute_dtype=search_dtype):
                 part = rel_rows[start: start + len(top)]
                 hit = top[:, :, None] == part[:, None, :]  # (b, k, r)
                 found = hit.any(1)

@@ -41,8 +41,9 @@ def exact_topk(queries, docs, k: int, *, device="cpu", query_block: int = 1024, 
 
     Returns (scores float32 [nq, k'], indices int64 [nq, k']) with k' = min(k, nd), each row by score
     descending, ties broken by the smaller doc index. Holds at most query_block x doc_block scores.
-    ``compute_dtype`` float16/bfloat16 (CUDA only) multiplies in that precision with fp32 accumulation
-    and fp32 scores (queries are rounded to it; faster on tensor cores, no longer bit-exact fp32).
+    ``compute_dtype`` float16/bfloat16 selects candidates in that precision (tensor cores on CUDA; emulated,
+    slower, on CPU) and re-scores them in fp32: the float32 top-k (fp32 scores summed in another order, so
+    equal to the last bit where the sums are exact; see :func:`_rescored_rows`).
     ``tie_key`` [nd] (distinct integers): equal scores ordered by smaller key instead of smaller index.
     """
     parts = list(iter_topk(queries, docs, k, device=device, query_block=query_block, doc_block=doc_block,
@@ -65,8 +66,6 @@ def iter_topk(queries, docs, k: int, *, device="cpu", query_block: int = 1024, d
         tie_key = torch.as_tensor(np.asarray(tie_key), dtype=torch.int64)
         if tuple(tie_key.shape) != (nd,):
             raise DataError("tie_key", f"needs one key per document: shape {tuple(tie_key.shape)}, {nd} documents")
-    if compute_dtype != "float32" and device.type != "cuda":
-        raise ConfigError("compute_dtype", f"{compute_dtype} needs a CUDA device (got {device})")
     if kk == 0:
         for start in range(0, nq, query_block):
             rows = min(query_block, nq - start)
@@ -75,8 +74,11 @@ def iter_topk(queries, docs, k: int, *, device="cpu", query_block: int = 1024, d
     if backend == "torch":
         key = None if tie_key is None else tie_key.to(device)
         for start in range(0, nq, query_block):
-            q = _to_device(queries, start, min(start + query_block, nq), device, COMPUTE_DTYPES[compute_dtype])
-            vals, idx = _torch_rows(q, docs, kk, device, doc_block, key)
+            q = _to_device(queries, start, min(start + query_block, nq), device)
+            if compute_dtype == "float32":
+                vals, idx = _torch_rows(q, docs, kk, device, doc_block, key)
+            else:
+                vals, idx = _rescored_rows(q, docs, kk, device, doc_block, key, COMPUTE_DTYPES[compute_dtype])
             yield start, vals.cpu().numpy(), idx.cpu().numpy()
     else:
         yield from _faiss_blocks(queries, docs, kk, backend, query_block, doc_block, faiss_options or {}, tie_key)
@@ -133,7 +135,64 @@ def _doc_blocks(docs, device: torch.device, dtype, doc_block: int) -> Iterator[t
 def _scores(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     if q.dtype == torch.float32:
         return q @ d.T
+    if q.device.type != "cuda":  # the same arithmetic (rounded inputs, exact products, fp32 sums), emulated
+        return q.float() @ d.float().T
     return torch.mm(q, d.T, out_dtype=torch.float32)  # tensor cores, fp32 accumulate and output
+
+
+UNIT_ROUNDOFF = {torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8}
+
+
+@torch.no_grad()
+def _rescored_rows(q32: torch.Tensor, docs, kk: int, device: torch.device, doc_block: int,
+                   key: torch.Tensor | None, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fp32 top-kk of ``q32`` found through a low-precision pass, then re-scored in fp32.
+
+    A low-precision score is within ``delta = (2u + u^2 + 2n*2^-24) |q| max|d|`` (+ a subnormal term) of
+    the fp32 one (u: the dtype's unit roundoff; inputs rounded, fp32 sums over n dimensions). With ``L`` the
+    k-th best low score, every fp32 top-k document (ties at the cut included) has a low score >= L - 2 delta,
+    so keeping the best ``m`` low scores is enough when the m-th is below that bound; those candidates are
+    re-scored in fp32 and cut with the tie rule. A row whose margin is too crowded for m is searched again
+    in fp32 in full, so the result never depends on the margin, only the time does."""
+    nd, dim = _shape(docs)
+    m = min(nd, 2 * kk + 64)
+    q_low = q32.to(dtype)
+    run_v = torch.empty((q32.shape[0], 0), dtype=torch.float32, device=device)
+    run_i = torch.empty((q32.shape[0], 0), dtype=torch.int64, device=device)
+    d_max = torch.zeros((), device=device)
+    for offset, d in _doc_blocks(docs, device, dtype, doc_block):
+        d_max = torch.maximum(d_max, d.float().norm(dim=1).max() if len(d) else d_max)
+        vals, idx = block_topk(_scores(q_low, d), m)
+        run_v, run_i = merge_topk(run_v, run_i, vals, idx + offset, m)
+    u = UNIT_ROUNDOFF[dtype]
+    q_norm = q32.norm(dim=1)
+    delta = ((2 * u + u * u + 2 * dim * 2.0 ** -24) * q_norm * d_max * (1 + u)
+             + 2.0 ** -24 * dim ** 0.5 * (q_norm + d_max))  # fp16 subnormals: absolute error per element
+    enough = run_v[:, m - 1] < run_v[:, kk - 1] - 2 * delta if m < nd else torch.ones_like(q_norm, dtype=torch.bool)
+    out_v = torch.empty((q32.shape[0], kk), dtype=torch.float32, device=device)
+    out_i = torch.empty((q32.shape[0], kk), dtype=torch.int64, device=device)
+    rows = enough.nonzero().squeeze(1)
+    if len(rows):
+        cand = run_i[rows]  # [r, m]
+        uniq, inverse = torch.unique(cand, return_inverse=True)
+        cand_docs = _to_device_rows(docs, uniq, device)  # fp32, each candidate document read once
+        scores = torch.bmm(cand_docs[inverse], q32[rows].unsqueeze(2)).squeeze(2)  # [r, m] fp32
+        tie = cand if key is None else key[cand]
+        by_tie = torch.argsort(tie, dim=1)
+        scores, cand = scores.gather(1, by_tie), cand.gather(1, by_tie)
+        top_v, order = torch.sort(scores, dim=1, descending=True, stable=True)
+        out_v[rows], out_i[rows] = top_v[:, :kk], cand.gather(1, order[:, :kk])
+    crowded = (~enough).nonzero().squeeze(1)
+    if len(crowded):  # the margin held more near-ties than m: this row searched again in fp32
+        out_v[crowded], out_i[crowded] = _torch_rows(q32[crowded], docs, kk, device, doc_block, key)
+    return out_v, out_i
+
+
+def _to_device_rows(docs, rows: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The rows ``rows`` (sorted, distinct) of ``docs`` as fp32 on ``device``; a memmap reads only those."""
+    if torch.is_tensor(docs):
+        return docs[rows.to(docs.device)].to(device, torch.float32)
+    return torch.from_numpy(np.asarray(docs[rows.cpu().numpy()], dtype=np.float32)).to(device)
 
 
 @torch.no_grad()
