@@ -341,3 +341,11 @@ def test_macro_csv_rederives_from_the_committed_per_pool_rows(name):
     macro = pd.read_csv(folder / "macro.csv").set_index(["benchmark", "setting", "metric"]).value
     assert set(macro.index) <= set(derived.index)
     np.testing.assert_allclose(macro.to_numpy(), derived.loc[macro.index].to_numpy(), rtol=1e-5, atol=1e-6)  # 6 digits in the CSV
+
+
+def test_every_write_up_is_rederived_by_a_test():
+    """Every experiments/<folder> with a README is checked by one of the re-derivation tests (a new
+    write-up without a numbers block, or a folder left out of the lists, fails here)."""
+    folders = {p.parent.name for p in EXPERIMENTS.glob("*/README.md")}
+    covered = set(REDERIVED) | set(CSV_REDERIVED) | {"language_pairs"}  # language_pairs: test_experiments_rederive.py
+    assert folders == covered, f"not re-derived: {sorted(folders - covered)}; listed but absent: {sorted(covered - folders)}"
