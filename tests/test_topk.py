@@ -101,9 +101,13 @@ def _unit_rows(rng, n, dim, dtype=np.float32):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_low_precision_search_returns_the_float32_top_k(dtype, tmp_path):
+def test_low_precision_search_returns_the_float32_top_k(dtype, tmp_path, monkeypatch):
     """Unit-norm embeddings like an encoder's (fp16 memmap store, as the evaluator reads it): the same
-    indices as the fp32 search and fp32 scores; rounding alone (no re-score) changes some of them."""
+    indices as the fp32 search and fp32 scores; rounding alone (no re-score) changes some of them. The
+    re-score runs in chunks of 7 queries here (several per query block)."""
+    import hybrid_sweep.evaluation.topk as topk
+
+    monkeypatch.setattr(topk, "RESCORE_ROWS", 7)
     rng = np.random.default_rng(11)
     docs = np.lib.format.open_memmap(tmp_path / "d.npy", mode="w+", dtype=np.float16, shape=(6000, 48))
     docs[:] = _unit_rows(rng, 6000, 48, np.float16)
@@ -111,7 +115,7 @@ def test_low_precision_search_returns_the_float32_top_k(dtype, tmp_path):
     docs = np.load(tmp_path / "d.npy", mmap_mode="r")
     q = _unit_rows(rng, 40, 48)
     want_v, want_i = exact_topk(q, docs, 30, doc_block=1000)
-    got_v, got_i = exact_topk(q, docs, 30, doc_block=1000, query_block=16, compute_dtype=dtype)
+    got_v, got_i = exact_topk(q, docs, 30, doc_block=1000, query_block=32, compute_dtype=dtype)
     np.testing.assert_array_equal(got_i, want_i)
     np.testing.assert_allclose(got_v, want_v, rtol=1e-6, atol=1e-6)
     low = torch.tensor(q).to(getattr(torch, dtype)).float().numpy(), \
