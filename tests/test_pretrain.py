@@ -183,3 +183,32 @@ def test_masked_positions_loss_equals_the_full_forward(arch):
         torch.testing.assert_close(g_fast[name], g_full[name], rtol=1e-4, atol=1e-6, msg=name)
     none = torch.full_like(ids, -100)
     assert masked_positions_loss(mlm, ids, none, mask).item() == 0.0  # no masked token: no signal, not NaN
+
+
+def test_a_fresh_head_can_warm_up_with_the_body_frozen(tmp_path):
+    """pretrain.head_warmup_steps: a fresh head trains alone first (the body's weights stay the checkpoint's
+    for exactly those steps, then train); a checkpoint's own head gets no warm-up; the run id of configs
+    without the key is unchanged (absent=0)."""
+    from hybrid_sweep.encoders import from_folder
+    from hybrid_sweep.runs.store import run_id
+
+    saved = _tiny_mlm_checkpoint(tmp_path / "ckpt", with_head=False)
+    body = {k: v for k, v in saved.items() if "pooler" not in k}
+
+    def body_after(steps, warmup, out):
+        cfg = OmegaConf.merge(_pretrained(tmp_path / "ckpt"), {"pretrain": {"max_steps": steps, "head_warmup_steps": warmup}})
+        continued_mlm(cfg, tmp_path / out)
+        model = build_encoder(from_folder(cfg.encoder, tmp_path / out / "model")).model[0].auto_model.state_dict()
+        return json.loads((tmp_path / out / "pretrain.json").read_text()), model
+
+    info, frozen = body_after(2, 2, "all_warmup")
+    assert info["lm_head"] == "fresh" and info["head_warmup_steps"] == 2
+    assert all(torch.equal(frozen[k], v) for k, v in body.items() if k in frozen)  # two head-only steps
+    _, trained = body_after(3, 2, "then_body")
+    assert any(not torch.equal(trained[k], v) for k, v in body.items() if k in trained)  # the third step moves it
+    _tiny_mlm_checkpoint(tmp_path / "headed", with_head=True)
+    cfg = OmegaConf.merge(_pretrained(tmp_path / "headed"), {"pretrain": {"head_warmup_steps": 5}})
+    continued_mlm(cfg, tmp_path / "headed_out")
+    assert json.loads((tmp_path / "headed_out" / "pretrain.json").read_text())["head_warmup_steps"] == 0
+    assert run_id(compose("pretrain=mlm")) == run_id(compose("pretrain=mlm", "pretrain.head_warmup_steps=0"))
+    assert run_id(compose("pretrain=mlm")) != run_id(compose("pretrain=mlm", "pretrain.head_warmup_steps=3"))

@@ -246,6 +246,9 @@ class PretrainConfig:
     mlm_probability: float = setting(0.15, check=in_range(0, 1, lo_open=True))
     max_length: int = setting(64, check=token_length)
     seed: int = setting(0)
+    head_warmup_steps: int = setting(0, absent=0, check=non_negative,
+                                     doc="a fresh MLM head (the checkpoint has none) trains alone, the body "
+                                     "frozen, for this many of max_steps; 0 = body and head from the start")
 
     def languages(self) -> List[str]:
         """base_languages plus the first n_low_resource of low_resource (what the cache key holds)."""

@@ -105,6 +105,14 @@ def masked_lm(base: torch.nn.Module) -> tuple[torch.nn.Module, str]:
     return mlm, head
 
 
+def _freeze(body: torch.nn.Module, frozen: bool) -> None:
+    """Body parameters out of (or back in) the update. The input embeddings are tied to the head's decoder
+    in BERT / XLM-R, so while frozen the decoder keeps the checkpoint's embeddings: only the head's
+    transform and bias learn."""
+    for param in body.parameters():
+        param.requires_grad_(not frozen)
+
+
 def masked_positions_loss(mlm: torch.nn.Module, ids, labels, attention_mask) -> torch.Tensor:
     """The MLM loss with the head applied at the labelled (masked) positions only.
 
@@ -147,7 +155,9 @@ def continued_mlm(cfg, out: Path) -> None:
     optimizer = torch.optim.AdamW(mlm.parameters(), lr=p.lr, weight_decay=0.01)
     rng = np.random.default_rng(p.seed)
     start, records = time.perf_counter(), []
+    warmup = int(p.head_warmup_steps) if head == "fresh" else 0  # a checkpoint's own head needs none
     for step in range(p.max_steps):
+        _freeze(mlm.base_model, step < warmup)
         batch_texts = [texts[i] for i in rng.choice(len(texts), size=min(p.batch_size, len(texts)), replace=False)]
         enc = tokenizer(batch_texts, truncation=True, max_length=p.max_length)
         batch = collator([{"input_ids": ids} for ids in enc["input_ids"]])
@@ -164,5 +174,5 @@ def continued_mlm(cfg, out: Path) -> None:
     write_text(out / "pretrain_log.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     write_text(out / "pretrain.json", json.dumps({
         "languages": langs, "texts": len(texts), "texts_per_language": {k: len(v) for k, v in sorted(by_lang.items())},
-        "text_source": p.text_source, "steps": p.max_steps, "lr": p.lr, "lm_head": head,
+        "text_source": p.text_source, "steps": p.max_steps, "lr": p.lr, "lm_head": head, "head_warmup_steps": warmup,
         "seed": int(p.seed)}))  # RQ4 ties it to train.seed: one replicated MLM stage per fine-tuning seed
