@@ -349,3 +349,38 @@ def test_every_write_up_is_rederived_by_a_test():
     folders = {p.parent.name for p in EXPERIMENTS.glob("*/README.md")}
     covered = set(REDERIVED) | set(CSV_REDERIVED) | {"language_pairs"}  # language_pairs: test_experiments_rederive.py
     assert folders == covered, f"not re-derived: {sorted(folders - covered)}; listed but absent: {sorted(covered - folders)}"
+
+
+# Each CSV write-up's runs.csv is its per-run table: one row per committed run (tables/<run>/), with what
+# the run's own config.yaml and metric rows say (checked here) and its provenance (command, time written,
+# the checkout's commit then: recorded, not derivable).
+RUN_COLUMNS = ("run", "benchmark", "split", "encoder", "max_length", "subset_articles", "query_languages", "pools",
+               "queries")
+
+
+def run_rows(folder: Path) -> pd.DataFrame:
+    """The derivable columns of runs.csv, from each tables/<run>/ folder's config.yaml and parquet tables."""
+    from omegaconf import OmegaConf
+
+    rows = []
+    for run in sorted(p.parent for p in (folder / "tables").glob("*/config.yaml")):
+        cfg = OmegaConf.load(run / "config.yaml")
+        metrics, per_query = pd.read_parquet(run / "metrics.parquet"), pd.read_parquet(run / "per_query.parquet")
+        pools = metrics[metrics.query_lang != "avg"][["setting", "query_lang", "doc_lang"]].drop_duplicates()
+        rows.append({"run": run.name, "benchmark": cfg.eval.benchmark, "split": cfg.eval.split,
+                     "encoder": cfg.encoder.name, "max_length": int(cfg.encoder.max_length),
+                     "subset_articles": cfg.eval.subset.articles, "query_languages": pools.query_lang.nunique(),
+                     "pools": len(pools), "queries": per_query.query_id.nunique()})
+    return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+
+
+@pytest.mark.parametrize("name", CSV_REDERIVED)
+def test_runs_csv_describes_every_committed_run(name):
+    folder = EXPERIMENTS / name
+    committed = pd.read_csv(folder / "runs.csv")
+    assert {"command", "written_utc", "git_commit"} <= set(committed.columns)
+    derived = run_rows(folder)
+    assert len(derived) and list(committed.run) == list(derived.run)  # every tables/<run>/ and nothing else
+    got = committed[list(RUN_COLUMNS)].astype(object).where(committed[list(RUN_COLUMNS)].notna(), None)
+    want = derived.astype(object).where(derived.notna(), None)
+    assert got.astype(str).values.tolist() == want.astype(str).values.tolist()
