@@ -157,7 +157,8 @@ def continued_mlm(cfg, out: Path) -> None:
     start, records = time.perf_counter(), []
     warmup = int(p.head_warmup_steps) if head == "fresh" else 0  # a checkpoint's own head needs none
     for step in range(p.max_steps):
-        _freeze(mlm.base_model, step < warmup)
+        if step in (0, warmup):  # frozen for the warm-up, trainable from its end: set at the two edges only
+            _freeze(mlm.base_model, step < warmup)
         batch_texts = [texts[i] for i in rng.choice(len(texts), size=min(p.batch_size, len(texts)), replace=False)]
         enc = tokenizer(batch_texts, truncation=True, max_length=p.max_length)
         batch = collator([{"input_ids": ids} for ids in enc["input_ids"]])
