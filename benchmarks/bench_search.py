@@ -80,8 +80,10 @@ def run_ours(args) -> dict:
             out[dtype]["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
         np.save(args.workdir / f"ours_{dtype}_idx.npy", idx)
         np.save(args.workdir / f"ours_{dtype}_vals.npy", vals)
-        if dtype != "float32":  # candidates in half precision, fp32 re-score: must be the fp32 top-k
-            out[dtype]["equal_topk_to_float32"] = bool(np.array_equal(idx, np.load(args.workdir / "ours_float32_idx.npy")))
+        if dtype == "float32":
+            fp32_idx = idx
+        else:  # candidates in half precision, fp32 re-score: must be the fp32 top-k
+            out[dtype]["equal_topk_to_float32"] = bool(np.array_equal(idx, fp32_idx))
     return out
 
 

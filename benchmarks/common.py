@@ -5,8 +5,11 @@ the numbers in docs/benchmarks.md come from the full mode."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,10 +73,6 @@ def timer(store: dict, key: str):
 def child_result(cmd: list[str], which: str) -> dict:
     """Run a benchmark's measuring child process (its own peak memory); its last stdout line is a JSON
     object. A failing child ends the benchmark with its stderr."""
-    import json
-    import subprocess
-    import sys
-
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"{which} failed:\n{proc.stderr[-3000:]}")
