@@ -195,19 +195,29 @@ def _first_primary(numbers: dict) -> tuple[str, str, dict]:
     raise AssertionError("no hypothesis estimate in the numbers block")
 
 
+def _editable_readme(folder: Path) -> tuple[str, dict]:
+    """The README's prose and a copy of its numbers block that a test may change."""
+    body, numbers = readme_parts(folder)
+    return body, copy.deepcopy(numbers)
+
+
+def _requote(body: str, old: str, new: str) -> str:
+    """Every quotation of the number ``old`` in ``body`` replaced by ``new`` (not inside longer numbers)."""
+    return re.sub(rf"(?<![\d.]){re.escape(old)}(?!\d)", new, body)
+
+
 @pytest.mark.parametrize("edit", ["prose", "block", "table", "stray"])
 @pytest.mark.parametrize("name", REDERIVED)
 def test_a_changed_number_in_the_readme_is_caught(name, edit):
     """The check is not vacuous: one number changed in the prose, the block or a table fails it."""
     folder = EXPERIMENTS / name
-    body, numbers = readme_parts(folder)
-    numbers = copy.deepcopy(numbers)
+    body, numbers = _editable_readme(folder)
     rel, hyp, row = _first_primary(numbers)
     value, digits = row["estimate"]
     if edit == "prose":  # every quotation of the estimate changed by one unit of its last digit
         old = _fmt(value, digits)
         assert old in body
-        body = re.sub(rf"(?<![\d.]){re.escape(old)}(?!\d)", _fmt(value + 10 ** -digits, digits), body)
+        body = _requote(body, old, _fmt(value + 10 ** -digits, digits))
     elif edit == "block":
         row["estimate"][0] = value + 10 ** -digits
     elif edit == "table":
@@ -300,13 +310,11 @@ def test_csv_readme_numbers_rederive(name):
 @pytest.mark.parametrize("name", CSV_REDERIVED)
 def test_a_changed_number_in_a_csv_readme_is_caught(name, edit):
     folder = EXPERIMENTS / name
-    body, numbers = readme_parts(folder)
-    numbers = copy.deepcopy(numbers)
+    body, numbers = _editable_readme(folder)
     key, entry = next(iter(numbers["csv"].items()))
     value, digits = entry[-2:]
     if edit == "prose":
-        old = _format(value, digits)
-        body = re.sub(rf"(?<![\d.]){re.escape(old)}(?!\d)", _format(value + 0.001, digits), body)
+        body = _requote(body, _format(value, digits), _format(value + 0.001, digits))
     elif edit == "block":
         entry[-2] = value + 0.01
     elif edit == "row":  # one cell of the first table row changed, the value still quoted elsewhere
